@@ -1,0 +1,304 @@
+"""Live mode: microphone -> Enhancer -> output device, through one duplex stream.
+
+The audio callback only moves samples: it copies the captured block into the
+input ring, copies the next finished block from the output ring, counts
+problems, and pokes an eventfd to wake the worker. It takes no lock, does no
+I/O or logging and allocates nothing sizeable. A worker thread takes blocks
+from the input ring, runs :class:`~realtime.enhancer.Enhancer`, and puts the
+result into the output ring.
+
+Timing: the output of callback ``k``'s input is played by callback ``k + 1``
+(one block of hand-over delay). The output ring starts with one block of
+silence, so the first callback already has something to play. If the worker is
+late, the callback plays silence for the missing samples and counts a late
+block; the late samples are dropped when they arrive, so the delay never
+creeps. If the input ring is full, the callback drops the block and counts an
+overflow; the worker feeds the same number of zero samples, so input and
+output stay sample-aligned.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from realtime.enhancer import Enhancer
+from realtime.errors import DeviceError
+from realtime.ringbuffer import RingBuffer
+
+log = logging.getLogger(__name__)
+
+INPUT_RING_SECONDS = 2.0
+"""Capacity of the input ring: how long the worker may stall before input is dropped."""
+
+OUTPUT_RING_BLOCKS = 8
+"""Capacity of the output ring, in blocks."""
+
+WORKER_POLL_SECONDS = 0.1
+"""Longest the worker sleeps without a wake-up (to notice a stop request)."""
+
+TIMING_HISTORY = 1 << 16
+"""Per-block processing times kept for statistics (a ring of this many)."""
+
+
+@dataclass
+class StreamCounters:
+    """Problems counted while streaming (all counts since start)."""
+
+    callbacks: int = 0
+    input_overflows: int = 0
+    """Callbacks whose input the audio server reported as overflowed, or that found the input ring full."""
+    output_underflows: int = 0
+    """Callbacks the audio server reported as output underflow."""
+    late_blocks: int = 0
+    """Callbacks that found the worker had not finished their output block in time."""
+    dropped_input_samples: int = 0
+    late_samples: int = 0
+
+    @property
+    def xruns(self) -> int:
+        """Input overflows + output underflows + late blocks."""
+        return self.input_overflows + self.output_underflows + self.late_blocks
+
+
+class BlockTap(Protocol):
+    """Something that watches the worker's blocks (e.g. a latency probe)."""
+
+    def on_input(self, index: int, block: np.ndarray) -> None:
+        """``block`` was captured at stream sample ``index``."""
+
+    def on_output(self, index: int, block: np.ndarray) -> None:
+        """``block`` (may be modified in place) will be played at stream sample ``index``."""
+
+
+class LiveProcessor:
+    """Runs an :class:`Enhancer` on a live duplex audio stream.
+
+    Args:
+        enhancer: the enhancer; its sample rate is the stream's.
+        block_size: samples per callback.
+        input_device, output_device: sounddevice device (index, name part or None).
+        input_channel: which input channel is the microphone; the output is mono,
+            copied to every output channel.
+        tap: optional observer of the worker's blocks (used by latency probes).
+    """
+
+    def __init__(
+        self,
+        enhancer: Enhancer,
+        block_size: int,
+        *,
+        input_device: int | str | None = None,
+        output_device: int | str | None = None,
+        input_channel: int = 0,
+        tap: BlockTap | None = None,
+    ) -> None:
+        if block_size % enhancer.granularity:
+            raise ValueError("the enhancer was made for another block size")
+        self.enhancer = enhancer
+        self.block_size = block_size
+        self.sample_rate = enhancer.sample_rate
+        self.input_device = input_device
+        self.output_device = output_device
+        self.input_channel = input_channel
+        self.tap = tap
+        self.counters = StreamCounters()
+        self.handover_latency = block_size
+        """Samples of delay between the callback and the worker (one block)."""
+        self._in_ring = RingBuffer(max(int(INPUT_RING_SECONDS * self.sample_rate), 4 * block_size))
+        self._out_ring = RingBuffer(OUTPUT_RING_BLOCKS * block_size)
+        self._out_block = np.zeros(block_size, dtype=np.float32)
+        self._debt = 0
+        self._wake_fd = -1
+        self._stream: Any = None
+        self._worker: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._worker_error: BaseException | None = None
+        self._times = np.zeros(TIMING_HISTORY, dtype=np.float64)
+        self._times_count = 0
+        self._started_at = 0.0
+        self.stream_latency = (0.0, 0.0)
+        """(input, output) latency in seconds as reported by the audio API."""
+
+    # --- the real-time side -------------------------------------------------------------------
+
+    def _callback(self, indata: np.ndarray, outdata: np.ndarray, frames: int, _time: Any, status: Any) -> None:
+        counters = self.counters
+        counters.callbacks += 1
+        if status.input_overflow:
+            counters.input_overflows += 1
+        if status.output_underflow:
+            counters.output_underflows += 1
+        written = self._in_ring.write(indata[:, self.input_channel])
+        if written < frames:
+            counters.input_overflows += 1
+            counters.dropped_input_samples += frames - written
+        ring = self._out_ring
+        if self._debt:
+            self._debt -= ring.skip(self._debt)
+        out = self._out_block[:frames]
+        got = ring.read_into(out)
+        if got < frames:
+            out[got:] = 0.0
+            self._debt += frames - got
+            counters.late_blocks += 1
+            counters.late_samples += frames - got
+        outdata[:] = out[:, None]
+        os.eventfd_write(self._wake_fd, 1)
+
+    # --- the worker ---------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        block = np.zeros(self.block_size, dtype=np.float32)
+        in_index = 0
+        zeros_fed = 0
+        enhancer, in_ring, out_ring = self.enhancer, self._in_ring, self._out_ring
+        poller = select.poll()
+        poller.register(self._wake_fd, select.POLLIN)
+        try:
+            while not self._stop.is_set():
+                if poller.poll(WORKER_POLL_SECONDS * 1000):
+                    os.eventfd_read(self._wake_fd)
+                while True:
+                    dropped = self.counters.dropped_input_samples - zeros_fed
+                    if dropped >= self.block_size:
+                        block[:] = 0.0
+                        zeros_fed += self.block_size
+                    elif in_ring.available >= self.block_size:
+                        in_ring.read_into(block)
+                    else:
+                        break
+                    start = time.perf_counter()
+                    if self.tap is not None:
+                        self.tap.on_input(in_index, block)
+                    out = enhancer.process(block)
+                    if self.tap is not None:
+                        self.tap.on_output(in_index + self.handover_latency, out)
+                    out_ring.write(out)
+                    self._times[self._times_count % TIMING_HISTORY] = time.perf_counter() - start
+                    self._times_count += 1
+                    in_index += self.block_size
+        except BaseException as exc:  # reported by stop()/wait(); the stream goes on silent
+            self._worker_error = exc
+            log.exception("the processing thread failed")
+            self._stop.set()
+
+    # --- control ------------------------------------------------------------------------------
+
+    @property
+    def stated_latency(self) -> int:
+        """Microphone-to-speaker delay quietmic expects, in samples.
+
+        Enhancer latency + one block of hand-over + the audio API's reported
+        input and output latency.
+        """
+        audio_api = round((self.stream_latency[0] + self.stream_latency[1]) * self.sample_rate)
+        return self.enhancer.latency + self.handover_latency + audio_api
+
+    def start(self) -> None:
+        """Open the duplex stream and start processing."""
+        import sounddevice as sd
+
+        try:
+            in_info = sd.query_devices(self.input_device, "input")
+            out_info = sd.query_devices(self.output_device, "output")
+        except (ValueError, sd.PortAudioError) as exc:
+            raise DeviceError(f"audio device not usable: {exc}; list devices with 'quietmic devices'") from None
+        in_channels = int(in_info["max_input_channels"])
+        out_channels = int(out_info["max_output_channels"])
+        if self.input_channel >= in_channels:
+            raise DeviceError(
+                f"input_channel {self.input_channel} does not exist on {in_info['name']!r} "
+                f"({in_channels} input channels; channels count from 0)"
+            )
+        self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._out_ring.write_zeros(self.handover_latency)
+        self._stop.clear()
+        self._worker = threading.Thread(target=self._work, name="quietmic-worker", daemon=True)
+        self._worker.start()
+        try:
+            self._stream = sd.Stream(
+                samplerate=self.sample_rate,
+                blocksize=self.block_size,
+                device=(in_info["index"], out_info["index"]),
+                channels=(in_channels, min(out_channels, 2)),
+                dtype="float32",
+                latency="low",
+                callback=self._callback,
+            )
+            self._stream.start()
+        except sd.PortAudioError as exc:
+            self._stop.set()
+            self._worker.join()
+            os.close(self._wake_fd)
+            raise DeviceError(
+                f"cannot open the audio stream at {self.sample_rate} Hz with blocks of {self.block_size}: "
+                f"{exc}; the rate must be one the device (or the JACK server) runs at"
+            ) from None
+        self.stream_latency = tuple(float(x) for x in self._stream.latency)  # type: ignore[assignment]
+        self._started_at = time.monotonic()
+        log.info(
+            "streaming %s -> %s at %d Hz, %d-sample blocks, stated latency %.1f ms",
+            in_info["name"],
+            out_info["name"],
+            self.sample_rate,
+            self.block_size,
+            1000 * self.stated_latency / self.sample_rate,
+        )
+
+    def wait(self, stop: threading.Event) -> None:
+        """Block until ``stop`` is set or the worker fails."""
+        while not stop.is_set() and not self._stop.is_set():
+            stop.wait(WORKER_POLL_SECONDS)
+
+    def stop(self) -> None:
+        """Stop the stream and the worker; safe to call twice."""
+        if self._stream is not None:
+            self._stream.stop()
+            self._stream.close()
+            self._stream = None
+        self._stop.set()
+        if self._worker is not None:
+            self._worker.join()
+            self._worker = None
+            os.close(self._wake_fd)
+        if self._worker_error is not None:
+            error, self._worker_error = self._worker_error, None
+            raise DeviceError(f"processing failed while streaming: {error}")
+
+    def __enter__(self) -> LiveProcessor:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- reporting ----------------------------------------------------------------------------
+
+    def processing_times(self) -> np.ndarray:
+        """Recent per-block processing times of the worker, in seconds."""
+        count = min(self._times_count, TIMING_HISTORY)
+        return self._times[:count].copy()
+
+    def summary(self) -> dict[str, Any]:
+        """Counters, timing and latency figures of this run."""
+        times = self.processing_times()
+        block_ms = 1000.0 * self.block_size / self.sample_rate
+        return {
+            **asdict(self.counters),
+            "xruns": self.counters.xruns,
+            "seconds": round(time.monotonic() - self._started_at, 3) if self._started_at else 0.0,
+            "sample_rate": self.sample_rate,
+            "block_size": self.block_size,
+            "stated_latency_ms": round(1000.0 * self.stated_latency / self.sample_rate, 3),
+            "block_time_ms_p50": round(1000.0 * float(np.median(times)), 4) if len(times) else None,
+            "block_time_ms_p99": round(1000.0 * float(np.percentile(times, 99)), 4) if len(times) else None,
+            "block_period_ms": round(block_ms, 3),
+        }
