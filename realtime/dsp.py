@@ -172,12 +172,14 @@ class Framing:
 def stft(signal: np.ndarray, framing: Framing) -> np.ndarray:
     """Normalised STFT of a 1-D signal, framed exactly as the streaming engine frames it.
 
-    Returns ``(n_frames, n_bins)`` complex128 with ``n_frames = ceil(len / hop)``;
-    frame ``m`` ends at sample ``(m + 1) * hop`` (see the module docstring).
+    Returns ``(n_frames, n_bins)`` complex128; frame ``m`` ends at sample
+    ``(m + 1) * hop`` (see the module docstring). ``n_frames =
+    ceil((len + window - hop) / hop)``: enough frames for every sample to be
+    fully overlap-added, so :func:`istft` reconstructs the whole signal.
     """
     analysis, _ = framing.windows()
     hop, length = framing.hop_length, framing.window_length
-    n_frames = math.ceil(len(signal) / hop)
+    n_frames = math.ceil((len(signal) + length - hop) / hop)
     padded = np.zeros(length - hop + n_frames * hop)
     padded[length - hop : length - hop + len(signal)] = signal
     frames = np.lib.stride_tricks.sliding_window_view(padded, length)[::hop]
@@ -187,8 +189,8 @@ def stft(signal: np.ndarray, framing: Framing) -> np.ndarray:
 def istft(spectra: np.ndarray, framing: Framing, length: int | None = None) -> np.ndarray:
     """Overlap-add synthesis of :func:`stft` output, delay-compensated.
 
-    ``istft(stft(x)) == x`` to float precision. ``length`` trims the result
-    (default: ``n_frames * hop``).
+    ``istft(stft(x), length=len(x)) == x`` to float precision. ``length`` trims
+    the result (default: ``n_frames * hop - (window - hop)`` samples).
     """
     _, synthesis = framing.windows()
     hop, window_length = framing.hop_length, framing.window_length
@@ -197,8 +199,8 @@ def istft(spectra: np.ndarray, framing: Framing, length: int | None = None) -> n
     out = np.zeros((n_frames - 1) * hop + window_length)
     for m in range(n_frames):
         out[m * hop : m * hop + window_length] += frames[m]
-    out = out[window_length - hop :]
-    return out[: n_frames * hop if length is None else length]
+    out = out[window_length - hop : n_frames * hop]
+    return out if length is None else out[:length]
 
 
 def erb_rate(frequency_hz: np.ndarray | float) -> np.ndarray | float:
@@ -342,7 +344,7 @@ class FeatureExtractor:
         """Features (float32, ``(..., size)``) from bin power ``(..., n_bins)``."""
         if self._pooling is not None:
             return log_power(power @ self._pooling)
-        out = np.full(power.shape[:-1] + (self.size,), POWER_FLOOR, dtype=np.float32)
+        out = np.zeros(power.shape[:-1] + (self.size,), dtype=np.float32)
         out[..., : self._shared] = power[..., : self._shared]
         return log_power(out)
 

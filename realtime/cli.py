@@ -1,0 +1,282 @@
+"""The ``quietmic`` command line: run, enhance, info, devices."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Sequence
+
+from realtime import __version__
+from realtime.config import DEFAULT_CONFIG_YAML, Settings, default_config_path, load_settings
+from realtime.default_model import resolve_model_path
+from realtime.errors import QuietmicError
+
+log = logging.getLogger("quietmic")
+
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", help=f"config file (default: {default_config_path()} if it exists)")
+    parser.add_argument("--model", metavar="FILE", help="model file (.tflite); default: the installed model")
+    parser.add_argument("--atten-lim-db", type=float, metavar="DB", help="most attenuation in dB (0 = none)")
+    parser.add_argument("--block-size", type=int, metavar="N", help="samples per block (default: the model's hop)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``quietmic`` command."""
+    parser = argparse.ArgumentParser(
+        prog="quietmic", description="Real-time neural noise suppression for your microphone."
+    )
+    parser.add_argument("--version", action="version", version=f"quietmic {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="denoise the microphone live to an output device")
+    _add_common(run)
+    run.add_argument("--input-device", metavar="X", help="input device index or name part (see 'quietmic devices')")
+    run.add_argument("--output-device", metavar="Y", help="output device index or name part")
+    run.add_argument("--input-channel", type=int, metavar="N", help="input channel carrying the mic (0 = first)")
+    run.add_argument("--sample-rate", type=int, metavar="HZ", help="device rate (default: the input device's)")
+    run.add_argument("--bypass", action="store_true", default=None, help="pass audio through without denoising")
+    run.add_argument("--duration", type=float, metavar="S", help="stop after this many seconds")
+
+    commands.add_parser("devices", help="list audio devices")
+
+    enhance = commands.add_parser("enhance", help="denoise a WAV file")
+    enhance.add_argument("input", help="input WAV file")
+    enhance.add_argument("output", help="output WAV file (written atomically; never the input)")
+    _add_common(enhance)
+
+    info = commands.add_parser("info", help="show a model's metadata")
+    info.add_argument("--config", metavar="FILE", help="config file")
+    info.add_argument("--model", metavar="FILE", help="model file (.tflite); default: the installed model")
+    info.add_argument("--json", action="store_true", help="print JSON")
+
+    config = commands.add_parser("config", help="print the documented default config file")
+    config.add_argument("--path", action="store_true", help="print where the config file is looked for")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings, source = load_settings(getattr(args, "config", None))
+    if not args.verbose:
+        logging.getLogger().setLevel(settings.log_level.upper())
+    if source is not None:
+        log.debug("settings from %s", source)
+    overrides: dict[str, Any] = {
+        key: getattr(args, key, None)
+        for key in (
+            "model",
+            "input_device",
+            "output_device",
+            "input_channel",
+            "sample_rate",
+            "block_size",
+            "atten_lim_db",
+            "bypass",
+        )
+    }
+    return settings.updated(**overrides)
+
+
+def _setup_logging(verbose: bool, level: str = "info") -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def cmd_devices(_args: argparse.Namespace) -> int:
+    import sounddevice as sd
+
+    apis = sd.query_hostapis()
+    devices = sd.query_devices()
+    if not len(devices):
+        print("no audio devices found: start an audio server (PipeWire, PulseAudio or JACK)", file=sys.stderr)
+        return EXIT_ERROR
+    default_in, default_out = sd.default.device
+    print(f"{'':2}{'#':>3}  {'name':40} {'host API':28} {'in':>3} {'out':>4} {'rate':>7}")
+    for device in devices:
+        mark = (">" if device["index"] == default_in else " ") + ("<" if device["index"] == default_out else " ")
+        api = apis[device["hostapi"]]["name"]
+        print(
+            f"{mark}{device['index']:>3}  {device['name'][:40]:40} {api[:28]:28} "
+            f"{device['max_input_channels']:>3} {device['max_output_channels']:>4} "
+            f"{device['default_samplerate']:>7.0f}"
+        )
+    print("> default input, < default output")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import sounddevice as sd
+
+    from realtime.enhancer import Enhancer, framing_at_rate
+    from realtime.live import LiveProcessor
+    from realtime.model import MaskModel
+
+    settings = _settings(args)
+    model = MaskModel(resolve_model_path(settings.model))
+    if settings.sample_rate is not None:
+        rate = settings.sample_rate
+    else:
+        try:
+            rate = int(sd.query_devices(settings.input_device, "input")["default_samplerate"])
+        except (ValueError, sd.PortAudioError) as exc:
+            raise QuietmicError(f"no usable input device: {exc}; list devices with 'quietmic devices'") from None
+    block = settings.block_size or framing_at_rate(model.metadata, rate).hop_length
+    enhancer = Enhancer(model, rate, block_size=block, atten_lim_db=settings.atten_lim_db, bypass=settings.bypass)
+    processor = LiveProcessor(
+        enhancer,
+        block,
+        input_device=settings.input_device,
+        output_device=settings.output_device,
+        input_channel=settings.input_channel,
+    )
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: Any) -> None:
+        log.info("stopping (%s)", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    timer = threading.Timer(args.duration, stop.set) if args.duration else None
+    try:
+        processor.start()
+        print(
+            f"quietmic: denoising with {model.metadata.name} at {rate} Hz, blocks of {block}; "
+            f"latency {1000 * processor.stated_latency / rate:.1f} ms; Ctrl-C stops",
+            file=sys.stderr,
+        )
+        if timer:
+            timer.start()
+        processor.wait(stop)
+    finally:
+        if timer:
+            timer.cancel()
+        try:
+            processor.stop()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            summary = processor.summary()
+            log.info("summary: %s", json.dumps(summary))
+            print(
+                f"quietmic: ran {summary['seconds']:.1f} s: {summary['input_overflows']} input overflows, "
+                f"{summary['output_underflows']} output underflows, {summary['late_blocks']} late blocks; "
+                f"block processing p50 {summary['block_time_ms_p50']} ms, p99 {summary['block_time_ms_p99']} ms "
+                f"(block period {summary['block_period_ms']} ms)",
+                file=sys.stderr,
+            )
+    return 0
+
+
+def cmd_enhance(args: argparse.Namespace) -> int:
+    from realtime.file_mode import enhance_file
+
+    settings = _settings(args)
+    result = enhance_file(
+        args.input,
+        args.output,
+        resolve_model_path(settings.model),
+        atten_lim_db=settings.atten_lim_db,
+        block_size=settings.block_size,
+    )
+    print(
+        f"quietmic: wrote {args.output} ({result.frames} frames, {result.channels} channel(s), "
+        f"{result.sample_rate} Hz; {result.latency_samples}-sample delay compensated)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def model_info(model_path: Path) -> dict[str, Any]:
+    """A summary of a model file, validated by loading it."""
+    from realtime.model import MaskModel
+
+    model = MaskModel(model_path)
+    meta = model.metadata
+    return {
+        "path": str(model_path),
+        "size_bytes": model_path.stat().st_size,
+        "name": meta.name,
+        "model_version": meta.model_version,
+        "sample_rate": meta.sample_rate,
+        "window_length": meta.window_length,
+        "hop_length": meta.hop_length,
+        "window": meta.window,
+        "window_ms": 1000 * meta.window_length / meta.sample_rate,
+        "hop_ms": 1000 * meta.hop_length / meta.sample_rate,
+        "lookahead_frames": meta.lookahead_frames,
+        "algorithmic_latency_ms": meta.algorithmic_latency_ms,
+        "features": meta.features.type,
+        "feature_size": meta.feature_size,
+        "mask": meta.mask.type,
+        "mask_size": meta.mask_size,
+        "band_edges_hz": list(meta.features.band_edges_hz or []),
+        "states": [{"input": s.input, "output": s.output, "shape": list(s.shape)} for s in meta.states],
+        "quantization": meta.quantization,
+        "parameters": meta.parameters,
+        "training": meta.training,
+    }
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    info = model_info(resolve_model_path(settings.model))
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"model          {info['path']} ({info['size_bytes']} bytes)")
+    print(f"name           {info['name']} (version {info['model_version']})")
+    print(f"quantization   {info['quantization']}, {info['parameters']} parameters")
+    print(
+        f"framing        {info['window']} window {info['window_ms']:g} ms, hop {info['hop_ms']:g} ms "
+        f"({info['window_length']}/{info['hop_length']} samples at {info['sample_rate']} Hz), "
+        f"lookahead {info['lookahead_frames']} frames"
+    )
+    print(f"latency        {info['algorithmic_latency_ms']:g} ms algorithmic")
+    print(f"features       {info['features']} ({info['feature_size']} values)")
+    print(f"mask           {info['mask']} ({info['mask_size']} values)")
+    for state in info["states"]:
+        print(f"state          {state['input']} -> {state['output']} {state['shape']}")
+    if info["training"]:
+        print(f"training       {json.dumps(info['training'])}")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    if args.path:
+        print(default_config_path())
+    else:
+        print(DEFAULT_CONFIG_YAML, end="")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "devices": cmd_devices, "enhance": cmd_enhance, "info": cmd_info, "config": cmd_config}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``quietmic`` console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return COMMANDS[args.command](args)
+    except QuietmicError as exc:
+        print(f"quietmic: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("quietmic: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
