@@ -119,7 +119,7 @@ class Enhancer:
         self._pending_count = 0
         self._spectra = np.zeros((self.lookahead_frames + 1, self.framing.n_bins), dtype=np.complex128)
         self._frame_index = 0
-        self._output = RingBuffer(self.buffering_latency + 2 * hop)
+        self._output = RingBuffer(self.buffering_latency + hop)
         self.last_gains = np.ones(self.framing.n_bins, dtype=np.float32)
         """Bin gains applied to the most recent frame (for inspection and plots)."""
         self.last_mask = np.ones(meta.mask_size, dtype=np.float32)
@@ -187,7 +187,7 @@ class Enhancer:
             samples = np.nan_to_num(samples, nan=0.0, posinf=1.0, neginf=-1.0)
         hop = self.framing.hop_length
         out = np.empty(len(samples), dtype=np.float32)
-        position = 0
+        position = filled = 0
         while position < len(samples):
             take = min(hop - self._pending_count, len(samples) - position)
             self._pending[self._pending_count : self._pending_count + take] = samples[position : position + take]
@@ -196,9 +196,11 @@ class Enhancer:
             if self._pending_count == hop:
                 self._pending_count = 0
                 self._output.write(self._process_hop(self._pending))
-        got = self._output.read_into(out)
-        if got != len(out):  # cannot happen: the priming covers every legal block sequence
-            raise RuntimeError(f"internal error: enhancer output ran short by {len(out) - got} samples")
+                # Hand out as many samples as came in so far: the ring never holds more than priming + hop.
+                filled += self._output.read_into(out[filled:position])
+        filled += self._output.read_into(out[filled:])
+        if filled != len(out):  # cannot happen: the priming covers every legal block sequence
+            raise RuntimeError(f"internal error: enhancer output ran short by {len(out) - filled} samples")
         return out
 
     def _process_hop(self, new_samples: np.ndarray) -> np.ndarray:

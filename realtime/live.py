@@ -9,10 +9,14 @@ result into the output ring.
 
 Timing: the output of callback ``k``'s input is played by callback ``k + 1``
 (one block of hand-over delay). The output ring starts with one block of
-silence, so the first callback already has something to play. If the worker is
-late, the callback plays silence for the missing samples and counts a late
-block; the late samples are dropped when they arrive, so the delay never
-creeps. If the input ring is full, the callback drops the block and counts an
+silence, so the first callback already has something to play. Some audio
+servers call back in bursts (PortAudio on a JACK server whose period is longer
+than the block calls several times back to back), and then one block is not
+enough: during the first :data:`SETTLE_SECONDS` a late block makes the hand-over
+grow by the missing samples instead (the output is still the start-up silence).
+After that, if the worker is late, the callback plays silence for the missing
+samples and counts a late block; the late samples are dropped when they arrive,
+so the delay never creeps. If the input ring is full, the callback drops the block and counts an
 overflow; the worker feeds the same number of zero samples, so input and
 output stay sample-aligned.
 """
@@ -46,6 +50,12 @@ WORKER_POLL_SECONDS = 0.1
 
 TIMING_HISTORY = 1 << 16
 """Per-block processing times kept for statistics (a ring of this many)."""
+
+SETTLE_SECONDS = 0.5
+"""At stream start, for this long, a late block grows the hand-over instead of counting as an xrun."""
+
+MAX_HANDOVER_SECONDS = 0.05
+"""The hand-over never grows beyond this (plus the first block)."""
 
 
 @dataclass
@@ -111,7 +121,9 @@ class LiveProcessor:
         self.tap = tap
         self.counters = StreamCounters()
         self.handover_latency = block_size
-        """Samples of delay between the callback and the worker (one block)."""
+        """Samples of delay between the callback and the worker: one block, plus any settling growth."""
+        self._settle_callbacks = int(SETTLE_SECONDS * self.sample_rate / block_size)
+        self._max_handover = block_size + int(MAX_HANDOVER_SECONDS * self.sample_rate)
         self._in_ring = RingBuffer(max(int(INPUT_RING_SECONDS * self.sample_rate), 4 * block_size))
         self._out_ring = RingBuffer(OUTPUT_RING_BLOCKS * block_size)
         self._out_block = np.zeros(block_size, dtype=np.float32)
@@ -147,9 +159,13 @@ class LiveProcessor:
         got = ring.read_into(out)
         if got < frames:
             out[got:] = 0.0
-            self._debt += frames - got
-            counters.late_blocks += 1
-            counters.late_samples += frames - got
+            missing = frames - got
+            if counters.callbacks <= self._settle_callbacks and self.handover_latency + missing <= self._max_handover:
+                self.handover_latency += missing  # the late samples will still be played
+            else:
+                self._debt += missing
+                counters.late_blocks += 1
+                counters.late_samples += missing
         outdata[:] = out[:, None]
         os.eventfd_write(self._wake_fd, 1)
 
@@ -219,6 +235,7 @@ class LiveProcessor:
                 f"({in_channels} input channels; channels count from 0)"
             )
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self.handover_latency = self.block_size
         self._out_ring.write_zeros(self.handover_latency)
         self._stop.clear()
         self._worker = threading.Thread(target=self._work, name="quietmic-worker", daemon=True)
@@ -298,6 +315,7 @@ class LiveProcessor:
             "sample_rate": self.sample_rate,
             "block_size": self.block_size,
             "stated_latency_ms": round(1000.0 * self.stated_latency / self.sample_rate, 3),
+            "handover_ms": round(1000.0 * self.handover_latency / self.sample_rate, 3),
             "block_time_ms_p50": round(1000.0 * float(np.median(times)), 4) if len(times) else None,
             "block_time_ms_p99": round(1000.0 * float(np.percentile(times, 99)), 4) if len(times) else None,
             "block_period_ms": round(block_ms, 3),

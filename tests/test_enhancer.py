@@ -41,7 +41,7 @@ def test_identity_model_reconstructs_delayed_input(reference_model, rate: int, s
     latency = enhancer.latency
     error = np.max(np.abs(out[latency:] - signal[: len(signal) - latency]))
     assert error < RECONSTRUCTION_TOLERANCE
-    assert np.max(np.abs(out[:latency])) == 0.0
+    assert np.max(np.abs(out[:latency])) < RECONSTRUCTION_TOLERANCE  # nothing arrives early
 
 
 @pytest.mark.parametrize("rate,block", [(16000, 160), (48000, 480), (48000, 64), (48000, 256), (44100, 441)])

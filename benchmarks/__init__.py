@@ -1,0 +1,1 @@
+"""quietmic's benchmarks: they print figures; the tests only check behaviour."""
