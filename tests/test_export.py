@@ -25,7 +25,13 @@ from model_export.convert import convert_step_model, run_step_model  # noqa: E40
 from model_export.errors import ExportError, ParityError  # noqa: E402
 from model_export.exporter import ExportResult, export_model  # noqa: E402
 from model_export.keras_models import GRU_STATE, IDENTITY_STATE  # noqa: E402
-from model_export.parity import FLOAT32_TOLERANCE, INT8_TOLERANCE, ParityReport, check_parity  # noqa: E402
+from model_export.parity import (  # noqa: E402
+    FLOAT32_TOLERANCE,
+    INT8_TOLERANCE,
+    ParityReport,
+    ParityTolerance,
+    check_parity,
+)
 from model_export import __main__ as cli  # noqa: E402
 from model_export.references import REFERENCES, build_reference  # noqa: E402
 from model_export.tflite_metadata import BUFFER_ALIGNMENT, buffer_alignments, embed_metadata  # noqa: E402
@@ -104,15 +110,18 @@ def test_48khz_model_has_48khz_framing_and_bands(export: Exporter) -> None:
 
 def test_float32_parity_is_within_tolerance(export: Exporter) -> None:
     result = export("random", 16000, "float32")
-    assert result.parity.max_abs <= FLOAT32_TOLERANCE
+    assert result.parity.max_abs <= FLOAT32_TOLERANCE.max_abs
+    assert result.parity.mean_abs <= FLOAT32_TOLERANCE.mean_abs
     assert result.metadata.quantization == "float32"
-    assert load_metadata(result.path.read_bytes()).training["export"]["parity_max_abs"] <= FLOAT32_TOLERANCE
+    figures = load_metadata(result.path.read_bytes()).training["export"]
+    assert figures["parity_max_abs"] == result.parity.max_abs
+    assert figures["parity_tolerance_max_abs"] == FLOAT32_TOLERANCE.max_abs
 
 
 def test_int8_parity_is_within_tolerance(export: Exporter) -> None:
     result = export("random", 16000, "int8")
-    assert 0.0 < result.parity.max_abs <= INT8_TOLERANCE
-    assert result.parity.mean_abs < INT8_TOLERANCE / 5
+    assert 0.0 < result.parity.max_abs <= INT8_TOLERANCE.max_abs
+    assert 0.0 < result.parity.mean_abs <= INT8_TOLERANCE.mean_abs
     assert result.size_bytes < export("random", 16000, "float32").size_bytes / 2
 
 
@@ -163,7 +172,7 @@ def test_cli_writes_a_reference_model(tmp_path: Path) -> None:
     assert str(out) in done.stdout and "parity" in done.stdout and "int8" in done.stdout
     meta = load_metadata(out.read_bytes())
     assert meta.name == "reference-random-gru" and meta.quantization == "int8"
-    assert meta.training["export"]["parity_max_abs"] <= INT8_TOLERANCE
+    assert meta.training["export"]["parity_max_abs"] <= INT8_TOLERANCE.max_abs
 
 
 def test_cli_reference_choices_match_the_references() -> None:
@@ -219,7 +228,11 @@ def test_standard_framing() -> None:
 def test_parity_above_tolerance_raises() -> None:
     check_parity(ParityReport(max_abs=0.01, mean_abs=0.001, frames=10), "int8")
     with pytest.raises(ParityError, match="above the tolerance"):
-        check_parity(ParityReport(max_abs=1e-3, mean_abs=1e-4, frames=10), "float32")
+        check_parity(ParityReport(max_abs=1e-3, mean_abs=1e-6, frames=10), "float32")
+    with pytest.raises(ParityError, match="above the tolerance"):
+        check_parity(ParityReport(max_abs=0.05, mean_abs=0.02, frames=10), "int8")
+    with pytest.raises(ParityError, match="above the tolerance"):
+        check_parity(ParityReport(max_abs=0.01, mean_abs=0.001, frames=10), "int8", ParityTolerance(0.005, 0.01))
 
 
 def test_export_refuses_a_missing_directory(tmp_path: Path) -> None:

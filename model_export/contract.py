@@ -1,0 +1,103 @@
+"""The framing, bands and tensor names quietmic's exported models are built for.
+
+Everything here describes a model's contract (:class:`realtime.metadata.ModelMetadata`)
+and needs no TensorFlow. Band layouts come from :func:`realtime.dsp.erb_band_edges`,
+so the metadata, the features computed for training and calibration, and the
+runtime all use the same edges.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from realtime import dsp
+from realtime.metadata import FeatureSpec, MaskSpec, ModelMetadata, StateSpec
+
+WINDOW_MS = 20.0
+"""STFT window duration in milliseconds."""
+
+HOP_MS = 10.0
+"""STFT hop duration in milliseconds (50 % overlap, as the sqrt-Hann window needs)."""
+
+WINDOW = dsp.SQRT_HANN
+"""Analysis window of the standard framing."""
+
+NUM_BANDS = 32
+"""Number of ERB bands of the features and of the mask, 0 Hz to Nyquist."""
+
+FEATURES_TENSOR = "features"
+"""Signature name of the step model's feature input (``[1, K]`` float32)."""
+
+MASK_TENSOR = "mask"
+"""Signature name of the step model's mask output (``[1, M]`` float32)."""
+
+STATE_OUTPUT_SUFFIX = "_out"
+"""A state's output tensor is named like its input with this suffix."""
+
+MASK_MAX_GAIN = 1.0
+"""Largest gain a mask may hold (masks only attenuate)."""
+
+
+def standard_framing(sample_rate: int) -> dsp.Framing:
+    """The 20 ms / 10 ms sqrt-Hann framing at ``sample_rate`` Hz.
+
+    Raises ``ValueError`` if 20 ms or 10 ms is not a whole number of samples
+    at that rate (e.g. 16000 Hz -> 320 / 160 samples, 48000 Hz -> 960 / 480).
+    """
+    if sample_rate <= 0:
+        raise ValueError(f"sample rate must be positive, got {sample_rate} Hz")
+    window = WINDOW_MS * sample_rate / 1000.0
+    hop = HOP_MS * sample_rate / 1000.0
+    if window != round(window) or hop != round(hop):
+        raise ValueError(
+            f"at {sample_rate} Hz a {WINDOW_MS:g} ms window / {HOP_MS:g} ms hop is not a whole number of "
+            "samples; use a sample rate divisible by 100 Hz (e.g. 16000 or 48000)"
+        )
+    window, hop = int(round(window)), int(round(hop))
+    return dsp.Framing(sample_rate, window, hop, WINDOW)
+
+
+def standard_band_edges(framing: dsp.Framing, num_bands: int = NUM_BANDS) -> list[float]:
+    """ERB band edges in Hz (``num_bands + 1`` values, 0 Hz to Nyquist) for ``framing``."""
+    return dsp.erb_band_edges(num_bands, framing)
+
+
+def state_spec(name: str, size: int) -> StateSpec:
+    """A recurrent state ``[1, size]`` fed in as ``name`` and returned as ``name + "_out"``."""
+    return StateSpec(input=name, output=name + STATE_OUTPUT_SUFFIX, shape=(1, size))
+
+
+def band_model_metadata(
+    name: str,
+    model_version: str,
+    sample_rate: int,
+    states: tuple[StateSpec, ...],
+    training: dict[str, Any],
+    num_bands: int = NUM_BANDS,
+    parameters: int = 0,
+) -> ModelMetadata:
+    """Metadata of a band model: log-power ERB-band features in, ERB-band gains out.
+
+    Standard framing (:func:`standard_framing`), no lookahead. The quantization
+    is written as ``"float32"`` here; the exporter replaces it (and the parameter
+    count and export figures) with what it actually writes.
+    """
+    framing = standard_framing(sample_rate)
+    edges = tuple(standard_band_edges(framing, num_bands))
+    metadata = ModelMetadata(
+        name=name,
+        model_version=model_version,
+        sample_rate=framing.sample_rate,
+        window_length=framing.window_length,
+        hop_length=framing.hop_length,
+        window=framing.window,
+        features=FeatureSpec(type=dsp.FEATURE_LOG_POWER_BANDS, tensor=FEATURES_TENSOR, band_edges_hz=edges),
+        mask=MaskSpec(type=dsp.MASK_BAND_GAIN, tensor=MASK_TENSOR, max_gain=MASK_MAX_GAIN, band_edges_hz=edges),
+        states=states,
+        quantization="float32",
+        lookahead_frames=0,
+        parameters=parameters,
+        training=dict(training),
+    )
+    metadata.validate(f"model {name!r}")
+    return metadata

@@ -1,0 +1,252 @@
+"""Keras streaming mask models: one recurrent cell, a step model and a sequence model.
+
+A quietmic model is built around one recurrent *cell* with explicit state. The
+same layers (same weight objects) form two Keras models:
+
+* the **step** model runs one frame: inputs ``{features: [1, K], <state>: [1, U]}``,
+  outputs ``{mask: [1, M], <state>_out: [1, U]}``; names come from the metadata.
+  It is what gets converted to TFLite (a single cell call, no WHILE loop, which
+  int8 calibration cannot handle);
+* the **sequence** model runs a whole clip: ``features [B, T, K] -> mask [B, T, M]``
+  from a zero state, through ``keras.layers.RNN(cell, return_sequences=True)``.
+  Training fits it; the exporter uses it as the parity reference.
+
+Feature normalisation (mean and scale constants) is a layer of both models, so
+the runtime feeds the raw features of :mod:`realtime.dsp`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import keras
+import numpy as np
+from keras import ops
+
+from model_export.errors import ExportError
+from realtime.metadata import ModelMetadata
+
+log = logging.getLogger(__name__)
+
+SERIALIZATION_PACKAGE = "quietmic"
+"""Package name under which the custom layers are registered with Keras."""
+
+GRU_STATE = "gru_state"
+"""Name of the GRU state input (its output is ``gru_state_out``)."""
+
+IDENTITY_STATE = "level_state"
+"""Name of the identity model's state input (its output is ``level_state_out``)."""
+
+IDENTITY_STATE_SIZE = 1
+"""Size of the identity model's state: one smoothed mean feature level (log10 power)."""
+
+IDENTITY_LEVEL_DECAY = 0.9
+"""Per-frame decay of the identity model's smoothed level (a 10-frame, 100 ms time constant)."""
+
+
+def _require_tensorflow_backend() -> None:
+    if keras.backend.backend() != "tensorflow":
+        raise ExportError(
+            f"model export needs the Keras TensorFlow backend, but Keras uses {keras.backend.backend()!r}; "
+            "set KERAS_BACKEND=tensorflow"
+        )
+
+
+@keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
+class FeatureNormalization(keras.layers.Layer):
+    """``(features - mean) * scale`` with constant per-feature ``mean`` and ``scale`` (log10 units)."""
+
+    def __init__(self, mean: Sequence[float], scale: Sequence[float], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._mean_init = np.asarray(mean, dtype=np.float32)
+        self._scale_init = np.asarray(scale, dtype=np.float32)
+        if self._mean_init.shape != self._scale_init.shape or self._mean_init.ndim != 1:
+            raise ExportError("feature normalisation needs mean and scale vectors of the same length")
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        size = self._mean_init.shape[0]
+        if input_shape[-1] != size:
+            raise ExportError(f"feature normalisation has {size} constants but the features have {input_shape[-1]}")
+        self.mean = self.add_weight(
+            shape=(size,), initializer=keras.initializers.Constant(self._mean_init), trainable=False, name="mean"
+        )
+        self.scale = self.add_weight(
+            shape=(size,), initializer=keras.initializers.Constant(self._scale_init), trainable=False, name="scale"
+        )
+
+    def call(self, features: Any) -> Any:
+        return (features - self.mean) * self.scale
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "mean": self._mean_init.tolist(), "scale": self._scale_init.tolist()}
+
+
+@keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
+class IdentityCell(keras.layers.Layer):
+    """A recurrent cell whose output is a mask of exactly 1.0 in every band.
+
+    Its state is a smoothed mean feature level (log10 power), decaying by
+    :data:`IDENTITY_LEVEL_DECAY` per frame. The state does not affect the mask,
+    but it is a genuine state input and output, so the identity model exercises
+    the runtime's state feedback like any other model.
+    """
+
+    def __init__(self, mask_size: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.mask_size = int(mask_size)
+        self.state_size = IDENTITY_STATE_SIZE
+        self.output_size = self.mask_size
+
+    def call(self, inputs: Any, states: Any) -> tuple[Any, list[Any]]:
+        state = states[0] if isinstance(states, (list, tuple)) else states
+        level = ops.mean(inputs, axis=-1, keepdims=True)
+        new_state = IDENTITY_LEVEL_DECAY * state + (1.0 - IDENTITY_LEVEL_DECAY) * level
+        mask = ops.ones((ops.shape(inputs)[0], self.mask_size), dtype=inputs.dtype)
+        return mask, [new_state]
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "mask_size": self.mask_size}
+
+
+@dataclass
+class StreamingModels:
+    """A streaming mask model in its two forms (shared weights) and its contract.
+
+    Attributes:
+        step: one frame; dict inputs and outputs named as in ``metadata``.
+        sequence: ``features [B, T, K] -> mask [B, T, M]`` from a zero state.
+        metadata: the contract; ``quantization`` and the export figures are
+            filled in by the exporter.
+    """
+
+    step: keras.Model
+    sequence: keras.Model
+    metadata: ModelMetadata
+
+    @property
+    def parameters(self) -> int:
+        """Number of weights (trainable and constant) of the model."""
+        return int(self.step.count_params())
+
+    def check(self) -> None:
+        """Raise :class:`ExportError` unless the step model's tensors match the metadata."""
+        meta = self.metadata
+        want_in = {meta.features.tensor: (1, meta.feature_size), **{s.input: s.shape for s in meta.states}}
+        want_out = {meta.mask.tensor: (1, meta.mask_size), **{s.output: s.shape for s in meta.states}}
+        have_in = {t.name: tuple(t.shape) for t in self.step.inputs}
+        probe = {name: np.zeros(shape, dtype=np.float32) for name, shape in want_in.items()}
+        outputs = self.step(probe) if have_in == want_in else {}
+        have_out = {name: tuple(value.shape) for name, value in dict(outputs).items()}
+        if have_in != want_in or have_out != want_out:
+            raise ExportError(
+                f"model {meta.name!r}: the step model's inputs {have_in} and outputs {have_out} do not match "
+                f"the metadata ({want_in} -> {want_out}); build it with assemble_streaming_models"
+            )
+
+
+def assemble_streaming_models(
+    metadata: ModelMetadata,
+    cell: keras.layers.Layer,
+    encoder: Sequence[keras.layers.Layer] = (),
+    decoder: Sequence[keras.layers.Layer] = (),
+) -> StreamingModels:
+    """Wire ``encoder -> cell -> decoder`` into a step and a sequence model sharing the layers.
+
+    Args:
+        metadata: contract with exactly one state of shape ``[1, cell.state_size]``.
+        cell: a Keras RNN cell (``call(inputs, states) -> (output, [new_state])``,
+            ``state_size`` an int), e.g. ``keras.layers.GRUCell``.
+        encoder: framewise layers applied to the features before the cell.
+        decoder: framewise layers turning the cell output into the mask (``M`` values).
+
+    The metadata's ``parameters`` is set to the Keras parameter count.
+    """
+    _require_tensorflow_backend()
+    if len(metadata.states) != 1:
+        raise ExportError(
+            f"model {metadata.name!r}: a single-cell model has one state, the metadata lists {len(metadata.states)}"
+        )
+    state = metadata.states[0]
+    if tuple(state.shape) != (1, int(cell.state_size)):
+        raise ExportError(
+            f"model {metadata.name!r}: the metadata state shape {list(state.shape)} does not match "
+            f"the cell's state size {cell.state_size}"
+        )
+    k = metadata.feature_size
+
+    def framewise(x: Any, layers: Sequence[keras.layers.Layer]) -> Any:
+        for layer in layers:
+            x = layer(x)
+        return x
+
+    features = keras.Input(shape=(k,), batch_size=1, name=metadata.features.tensor)
+    state_in = keras.Input(shape=(int(cell.state_size),), batch_size=1, name=state.input)
+    output, new_states = cell(framewise(features, encoder), [state_in])
+    new_state = new_states[0] if isinstance(new_states, (list, tuple)) else new_states
+    step = keras.Model(
+        inputs={metadata.features.tensor: features, state.input: state_in},
+        outputs={metadata.mask.tensor: framewise(output, decoder), state.output: new_state},
+        name=f"{metadata.name}-step",
+    )
+
+    sequence_in = keras.Input(shape=(None, k), name=metadata.features.tensor)
+    hidden = keras.layers.RNN(cell, return_sequences=True, name="recurrence")(framewise(sequence_in, encoder))
+    sequence = keras.Model(sequence_in, framewise(hidden, decoder), name=f"{metadata.name}-sequence")
+
+    models = StreamingModels(step, sequence, replace(metadata, parameters=int(step.count_params())))
+    models.check()
+    log.debug("built %s: %d parameters", metadata.name, models.parameters)
+    return models
+
+
+def build_gru_mask_models(
+    metadata: ModelMetadata,
+    feature_mean: Sequence[float],
+    feature_scale: Sequence[float],
+    hidden_units: int = 128,
+    seed: int = 0,
+) -> StreamingModels:
+    """``normalise -> Dense(hidden, relu) -> GRUCell(U) -> Dense(M, sigmoid)``, seeded.
+
+    Args:
+        metadata: contract with one state ``[1, U]`` (U = GRU units), e.g. from
+            :func:`model_export.contract.band_model_metadata` with
+            ``contract.state_spec(GRU_STATE, U)``.
+        feature_mean, feature_scale: normalisation constants (``K`` values, log10
+            units and 1 / log10 units), e.g. from :func:`model_export.signals.feature_statistics`.
+        hidden_units: width of the input projection.
+        seed: seeds every weight initialiser; same seed, same weights.
+
+    The mask is a sigmoid, so gains lie in [0, 1] (``mask.max_gain`` = 1).
+    """
+    if metadata.mask.max_gain != 1.0:
+        raise ExportError("the GRU mask model ends in a sigmoid; its metadata must say mask.max_gain = 1")
+    units = int(metadata.states[0].shape[-1]) if metadata.states else 0
+    init = keras.initializers
+    encoder = [
+        FeatureNormalization(feature_mean, feature_scale, name="normalise"),
+        keras.layers.Dense(
+            hidden_units, activation="relu", kernel_initializer=init.GlorotUniform(seed=seed), name="project"
+        ),
+    ]
+    cell = keras.layers.GRUCell(
+        units,
+        kernel_initializer=init.GlorotUniform(seed=seed + 1),
+        recurrent_initializer=init.Orthogonal(seed=seed + 2),
+        seed=seed,
+        name="gru",
+    )
+    decoder = [
+        keras.layers.Dense(
+            metadata.mask_size, activation="sigmoid", kernel_initializer=init.GlorotUniform(seed=seed + 3), name="gains"
+        )
+    ]
+    return assemble_streaming_models(metadata, cell, encoder, decoder)
+
+
+def build_identity_models(metadata: ModelMetadata) -> StreamingModels:
+    """The identity model: mask 1.0 in every band, one small genuine state (see :class:`IdentityCell`)."""
+    return assemble_streaming_models(metadata, IdentityCell(metadata.mask_size, name="identity"))
