@@ -249,7 +249,9 @@ def band_pooling_matrix(edges_hz: list[float] | np.ndarray, framing: Framing) ->
 
     Band ``b`` holds the bins with frequency in ``[edges[b], edges[b + 1])``; the
     last band also holds a bin lying exactly on the top edge. Bins above the top
-    edge are ignored, so the features do not change with the device rate.
+    edge are ignored, so the features do not change with the device rate. Bands
+    starting above this framing's Nyquist frequency (a 48 kHz model on a 16 kHz
+    device) have an all-zero row: audio at this rate has no power there.
     """
     edges = _check_edges(edges_hz)
     freqs = framing.bin_frequencies_hz
@@ -259,6 +261,8 @@ def band_pooling_matrix(edges_hz: list[float] | np.ndarray, framing: Framing) ->
         upper_ok = freqs <= edges[band + 1] if band == n_bands - 1 else freqs < edges[band + 1]
         members = (freqs >= edges[band]) & upper_ok
         count = int(members.sum())
+        if count == 0 and edges[band] >= framing.sample_rate / 2:
+            continue
         if count == 0:
             raise ValueError(
                 f"band {band} ({edges[band]:g}-{edges[band + 1]:g} Hz) holds no STFT bin at "

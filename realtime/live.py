@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import select
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -56,6 +57,11 @@ SETTLE_SECONDS = 0.5
 
 MAX_HANDOVER_SECONDS = 0.05
 """The hand-over never grows beyond this (plus the first block)."""
+
+GIL_SWITCHES_PER_BLOCK = 8
+"""The callback runs Python, so it needs the GIL: while streaming, the interpreter
+offers the GIL to other threads this many times per block period (CPython's
+default is every 5 ms, longer than a small block)."""
 
 
 @dataclass
@@ -136,6 +142,7 @@ class LiveProcessor:
         self._times = np.zeros(TIMING_HISTORY, dtype=np.float64)
         self._times_count = 0
         self._started_at = 0.0
+        self._previous_switch_interval: float | None = None
         self.stream_latency = (0.0, 0.0)
         """(input, output) latency in seconds as reported by the audio API."""
 
@@ -237,6 +244,9 @@ class LiveProcessor:
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self.handover_latency = self.block_size
         self._out_ring.write_zeros(self.handover_latency)
+        self._previous_switch_interval = sys.getswitchinterval()
+        block_seconds = self.block_size / self.sample_rate
+        sys.setswitchinterval(min(self._previous_switch_interval, block_seconds / GIL_SWITCHES_PER_BLOCK))
         self._stop.clear()
         self._worker = threading.Thread(target=self._work, name="quietmic-worker", daemon=True)
         self._worker.start()
@@ -252,9 +262,8 @@ class LiveProcessor:
             )
             self._stream.start()
         except sd.PortAudioError as exc:
-            self._stop.set()
-            self._worker.join()
-            os.close(self._wake_fd)
+            self._stream = None
+            self.stop()
             raise DeviceError(
                 f"cannot open the audio stream at {self.sample_rate} Hz with blocks of {self.block_size}: "
                 f"{exc}; the rate must be one the device (or the JACK server) runs at"
@@ -286,6 +295,9 @@ class LiveProcessor:
             self._worker.join()
             self._worker = None
             os.close(self._wake_fd)
+        if self._previous_switch_interval is not None:
+            sys.setswitchinterval(self._previous_switch_interval)
+            self._previous_switch_interval = None
         if self._worker_error is not None:
             error, self._worker_error = self._worker_error, None
             raise DeviceError(f"processing failed while streaming: {error}")

@@ -12,11 +12,14 @@ QUIETMIC_REQUIRE_JACK=1, so there a missing server fails instead of skipping.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import sys
 import time
 
 import pytest
 
+from benchmarks.jack_server import connect_loopback
 from realtime.enhancer import Enhancer
 from realtime.latency_probe import LoopbackProbe
 from realtime.live import LiveProcessor
@@ -27,7 +30,6 @@ JACK_RATE = 48000
 RUN_SECONDS = 5.0
 PULSE_SECONDS = (1.0, 2.5, 4.0)
 MAX_DELAY_SECONDS = 0.3
-PORT_WAIT_SECONDS = 5.0
 
 pytestmark = pytest.mark.audio_server
 
@@ -57,23 +59,6 @@ def jack_device() -> int:
     pytest.fail("a JACK server runs but PortAudio has no JACK device; is libportaudio2 built with JACK?")
 
 
-def _connect_loopback() -> None:
-    """Wire our output port 0 to our input port 0 instead of the dummy capture port."""
-    deadline = time.monotonic() + PORT_WAIT_SECONDS
-    while True:
-        ports = subprocess.run(["jack_lsp"], capture_output=True, text=True).stdout.split()
-        outs = [p for p in ports if p.startswith("PortAudio") and p.endswith(":out_0")]
-        ins = [p for p in ports if p.startswith("PortAudio") and p.endswith(":in_0")]
-        if outs and ins:
-            break
-        if time.monotonic() > deadline:
-            pytest.fail(f"quietmic's JACK ports did not appear; ports: {ports}")
-        time.sleep(0.05)
-    assert len(outs) == 1 and len(ins) == 1, f"several PortAudio clients on the server: {outs} {ins}"
-    subprocess.run(["jack_disconnect", "system:capture_1", ins[0]], capture_output=True)
-    subprocess.run(["jack_connect", outs[0], ins[0]], check=True, capture_output=True)
-
-
 @pytest.mark.parametrize("block", [480, 256])
 def test_impulse_returns_after_stated_latency_without_xruns(reference_model, jack_device: int, block: int) -> None:
     enhancer = Enhancer(reference_model("identity", 48000, "float32"), JACK_RATE, block_size=block)
@@ -83,7 +68,7 @@ def test_impulse_returns_after_stated_latency_without_xruns(reference_model, jac
     )
     processor = LiveProcessor(enhancer, block, input_device=jack_device, output_device=jack_device, tap=probe)
     with processor:
-        _connect_loopback()
+        connect_loopback()
         time.sleep(RUN_SECONDS + 0.2)
     results = probe.results()
     stated = processor.stated_latency
@@ -96,3 +81,33 @@ def test_impulse_returns_after_stated_latency_without_xruns(reference_model, jac
     assert counters.callbacks >= RUN_SECONDS * JACK_RATE / block * 0.9
     assert counters.xruns == 0, f"xruns counted: {processor.summary()}"
     print(f"block {block}: measured {delays[0]} samples, stated {stated}; {processor.summary()}")
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_quietmic_run_stops_cleanly_and_reports_counters(reference_model, jack_device: int, stop_signal: int) -> None:
+    """`quietmic run` on the JACK server: streams, then stops on SIGTERM / Ctrl-C with a summary."""
+    model = reference_model("random", 48000)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "realtime", "run", "--model", str(model), "--sample-rate", str(JACK_RATE)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and process.poll() is None:
+            ports = subprocess.run(["jack_lsp"], capture_output=True, text=True).stdout
+            if "PortAudio" in ports:
+                break
+            time.sleep(0.1)
+        time.sleep(1.0)
+        assert process.poll() is None, process.communicate()
+        process.send_signal(stop_signal)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, stderr
+    assert "denoising with" in stderr and "latency" in stderr
+    assert "input overflows" in stderr and "late blocks" in stderr
+    assert "Traceback" not in stderr
