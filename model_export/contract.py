@@ -82,8 +82,55 @@ def band_model_metadata(
     is written as ``"float32"`` here; the exporter replaces it (and the parameter
     count and export figures) with what it actually writes.
     """
+    edges = tuple(standard_band_edges(standard_framing(sample_rate), num_bands))
+    return _metadata(
+        name,
+        model_version,
+        sample_rate,
+        states,
+        training,
+        FeatureSpec(type=dsp.FEATURE_LOG_POWER_BANDS, tensor=FEATURES_TENSOR, band_edges_hz=edges),
+        MaskSpec(type=dsp.MASK_BAND_GAIN, tensor=MASK_TENSOR, max_gain=MASK_MAX_GAIN, band_edges_hz=edges),
+        parameters,
+    )
+
+
+def bin_model_metadata(
+    name: str,
+    model_version: str,
+    sample_rate: int,
+    states: tuple[StateSpec, ...],
+    training: dict[str, Any],
+    parameters: int = 0,
+) -> ModelMetadata:
+    """Metadata of a bin model: log power of every STFT bin in, one gain per bin out.
+
+    Standard framing, no lookahead; see :func:`band_model_metadata` for the
+    fields the exporter fills in.
+    """
+    return _metadata(
+        name,
+        model_version,
+        sample_rate,
+        states,
+        training,
+        FeatureSpec(type=dsp.FEATURE_LOG_POWER_BINS, tensor=FEATURES_TENSOR),
+        MaskSpec(type=dsp.MASK_BIN_GAIN, tensor=MASK_TENSOR, max_gain=MASK_MAX_GAIN),
+        parameters,
+    )
+
+
+def _metadata(
+    name: str,
+    model_version: str,
+    sample_rate: int,
+    states: tuple[StateSpec, ...],
+    training: dict[str, Any],
+    features: FeatureSpec,
+    mask: MaskSpec,
+    parameters: int,
+) -> ModelMetadata:
     framing = standard_framing(sample_rate)
-    edges = tuple(standard_band_edges(framing, num_bands))
     metadata = ModelMetadata(
         name=name,
         model_version=model_version,
@@ -91,8 +138,8 @@ def band_model_metadata(
         window_length=framing.window_length,
         hop_length=framing.hop_length,
         window=framing.window,
-        features=FeatureSpec(type=dsp.FEATURE_LOG_POWER_BANDS, tensor=FEATURES_TENSOR, band_edges_hz=edges),
-        mask=MaskSpec(type=dsp.MASK_BAND_GAIN, tensor=MASK_TENSOR, max_gain=MASK_MAX_GAIN, band_edges_hz=edges),
+        features=features,
+        mask=mask,
         states=states,
         quantization="float32",
         lookahead_frames=0,

@@ -149,32 +149,34 @@ class StreamingModels:
 
 def assemble_streaming_models(
     metadata: ModelMetadata,
-    cell: keras.layers.Layer,
+    cells: keras.layers.Layer | Sequence[keras.layers.Layer],
     encoder: Sequence[keras.layers.Layer] = (),
     decoder: Sequence[keras.layers.Layer] = (),
 ) -> StreamingModels:
-    """Wire ``encoder -> cell -> decoder`` into a step and a sequence model sharing the layers.
+    """Wire ``encoder -> cells (stacked) -> decoder`` into a step and a sequence model sharing the layers.
 
     Args:
-        metadata: contract with exactly one state of shape ``[1, cell.state_size]``.
-        cell: a Keras RNN cell (``call(inputs, states) -> (output, [new_state])``,
-            ``state_size`` an int), e.g. ``keras.layers.GRUCell``.
-        encoder: framewise layers applied to the features before the cell.
-        decoder: framewise layers turning the cell output into the mask (``M`` values).
+        metadata: contract with one state per cell, in order, of shape ``[1, cell.state_size]``.
+        cells: one Keras RNN cell or a stack of them (``call(inputs, states) ->
+            (output, [new_state])``, ``state_size`` an int), e.g. ``keras.layers.GRUCell``.
+        encoder: framewise layers applied to the features before the cells.
+        decoder: framewise layers turning the last cell's output into the mask (``M`` values).
 
     The metadata's ``parameters`` is set to the Keras parameter count.
     """
     _require_tensorflow_backend()
-    if len(metadata.states) != 1:
+    stack = [cells] if isinstance(cells, keras.layers.Layer) else list(cells)
+    if len(metadata.states) != len(stack):
         raise ExportError(
-            f"model {metadata.name!r}: a single-cell model has one state, the metadata lists {len(metadata.states)}"
+            f"model {metadata.name!r}: {len(stack)} recurrent cell(s) need as many states, "
+            f"the metadata lists {len(metadata.states)}"
         )
-    state = metadata.states[0]
-    if tuple(state.shape) != (1, int(cell.state_size)):
-        raise ExportError(
-            f"model {metadata.name!r}: the metadata state shape {list(state.shape)} does not match "
-            f"the cell's state size {cell.state_size}"
-        )
+    for cell, state in zip(stack, metadata.states):
+        if tuple(state.shape) != (1, int(cell.state_size)):
+            raise ExportError(
+                f"model {metadata.name!r}: the metadata state {state.input!r} has shape {list(state.shape)}, "
+                f"but its cell's state size is {cell.state_size}"
+            )
     k = metadata.feature_size
 
     def framewise(x: Any, layers: Sequence[keras.layers.Layer]) -> Any:
@@ -183,17 +185,22 @@ def assemble_streaming_models(
         return x
 
     features = keras.Input(shape=(k,), batch_size=1, name=metadata.features.tensor)
-    state_in = keras.Input(shape=(int(cell.state_size),), batch_size=1, name=state.input)
-    output, new_states = cell(framewise(features, encoder), [state_in])
-    new_state = new_states[0] if isinstance(new_states, (list, tuple)) else new_states
-    step = keras.Model(
-        inputs={metadata.features.tensor: features, state.input: state_in},
-        outputs={metadata.mask.tensor: framewise(output, decoder), state.output: new_state},
-        name=f"{metadata.name}-step",
-    )
+    inputs = {metadata.features.tensor: features}
+    outputs = {}
+    hidden = framewise(features, encoder)
+    for cell, state in zip(stack, metadata.states):
+        state_in = keras.Input(shape=(int(cell.state_size),), batch_size=1, name=state.input)
+        inputs[state.input] = state_in
+        hidden, new_states = cell(hidden, [state_in])
+        outputs[state.output] = new_states[0] if isinstance(new_states, (list, tuple)) else new_states
+    outputs = {metadata.mask.tensor: framewise(hidden, decoder), **outputs}
+    step = keras.Model(inputs=inputs, outputs=outputs, name=f"{metadata.name}-step")
 
     sequence_in = keras.Input(shape=(None, k), name=metadata.features.tensor)
-    hidden = keras.layers.RNN(cell, return_sequences=True, name="recurrence")(framewise(sequence_in, encoder))
+    hidden = framewise(sequence_in, encoder)
+    for index, cell in enumerate(stack):
+        name = "recurrence" if len(stack) == 1 else f"recurrence_{index}"
+        hidden = keras.layers.RNN(cell, return_sequences=True, name=name)(hidden)
     sequence = keras.Model(sequence_in, framewise(hidden, decoder), name=f"{metadata.name}-sequence")
 
     models = StreamingModels(step, sequence, replace(metadata, parameters=int(step.count_params())))
@@ -209,11 +216,11 @@ def build_gru_mask_models(
     hidden_units: int = 128,
     seed: int = 0,
 ) -> StreamingModels:
-    """``normalise -> Dense(hidden, relu) -> GRUCell(U) -> Dense(M, sigmoid)``, seeded.
+    """``normalise -> Dense(hidden, relu) -> GRUCell(U1) -> ... -> GRUCell(Un) -> Dense(M, sigmoid)``, seeded.
 
     Args:
-        metadata: contract with one state ``[1, U]`` (U = GRU units), e.g. from
-            :func:`model_export.contract.band_model_metadata` with
+        metadata: contract with one state ``[1, U]`` per GRU layer (U = its units),
+            e.g. from :func:`model_export.contract.band_model_metadata` with
             ``contract.state_spec(GRU_STATE, U)``.
         feature_mean, feature_scale: normalisation constants (``K`` values, log10
             units and 1 / log10 units), e.g. from :func:`model_export.signals.feature_statistics`.
@@ -224,7 +231,8 @@ def build_gru_mask_models(
     """
     if metadata.mask.max_gain != 1.0:
         raise ExportError("the GRU mask model ends in a sigmoid; its metadata must say mask.max_gain = 1")
-    units = int(metadata.states[0].shape[-1]) if metadata.states else 0
+    if not metadata.states:
+        raise ExportError(f"model {metadata.name!r}: a GRU mask model needs at least one state")
     init = keras.initializers
     encoder = [
         FeatureNormalization(feature_mean, feature_scale, name="normalise"),
@@ -232,19 +240,22 @@ def build_gru_mask_models(
             hidden_units, activation="relu", kernel_initializer=init.GlorotUniform(seed=seed), name="project"
         ),
     ]
-    cell = keras.layers.GRUCell(
-        units,
-        kernel_initializer=init.GlorotUniform(seed=seed + 1),
-        recurrent_initializer=init.Orthogonal(seed=seed + 2),
-        seed=seed,
-        name="gru",
-    )
+    cells = [
+        keras.layers.GRUCell(
+            int(state.shape[-1]),
+            kernel_initializer=init.GlorotUniform(seed=seed + 1 + 10 * layer),
+            recurrent_initializer=init.Orthogonal(seed=seed + 2 + 10 * layer),
+            seed=seed + 10 * layer,
+            name="gru" if layer == 0 else f"gru_{layer}",
+        )
+        for layer, state in enumerate(metadata.states)
+    ]
     decoder = [
         keras.layers.Dense(
             metadata.mask_size, activation="sigmoid", kernel_initializer=init.GlorotUniform(seed=seed + 3), name="gains"
         )
     ]
-    return assemble_streaming_models(metadata, cell, encoder, decoder)
+    return assemble_streaming_models(metadata, cells, encoder, decoder)
 
 
 def build_identity_models(metadata: ModelMetadata) -> StreamingModels:

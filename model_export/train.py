@@ -1,0 +1,335 @@
+"""Train, evaluate, export and install quietmic's default model.
+
+    python -m model_export.train --config model_export/configs/default.yaml
+
+One command, reproducible from its config and seed:
+
+1. builds (or reuses) the corpus cache (:mod:`model_export.corpus`);
+2. measures feature normalisation on training batches and builds the streaming
+   GRU mask model (:mod:`model_export.keras_models`);
+3. trains the sequence model on on-the-fly mixtures (:mod:`model_export.augment`,
+   :mod:`model_export.training_data`) with the spectral + SI-SDR loss
+   (:mod:`model_export.losses`), validating on a fixed validation set and
+   keeping the best weights; stops at the configured steps or time budget;
+4. exports int8 (shipped) and float32 (reference) TFLite files with metadata
+   (command, seed, config, corpus summary, validation figures), calibrated and
+   parity-checked on validation features, and installs them as the package's
+   default model;
+5. writes a training report (JSON) and the loss curve (PNG).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = REPO_ROOT / "model_export" / "configs" / "default.yaml"
+NORMALISATION_BATCHES = 8
+"""Training batches whose features give the normalisation constants."""
+
+log = logging.getLogger("model_export.train")
+
+
+@dataclass
+class ModelConfig:
+    name: str = "quietmic-default"
+    version: str = "1"
+    layout: str = "bins"
+    """``bins`` (per-bin log power in, per-bin gains out) or ``bands`` (ERB bands)."""
+    num_bands: int = 32
+    hidden_units: int = 128
+    gru_units: list[int] = field(default_factory=lambda: [128, 128])
+
+
+@dataclass
+class TrainingConfig:
+    segment_seconds: float = 2.0
+    batch_size: int = 32
+    steps: int = 12000
+    time_budget_minutes: float = 100.0
+    learning_rate: float = 1e-3
+    final_learning_rate: float = 2e-5
+    warmup_steps: int = 200
+    clip_norm: float = 3.0
+    validate_every: int = 500
+    validation_batches: int = 8
+    validation_seconds: float = 4.0
+    data_workers: int = 1
+
+
+@dataclass
+class ExportConfig:
+    output: str = "realtime/models/default.tflite"
+    float_output: str = "realtime/models/default-float32.tflite"
+    report_dir: str = "model_export/artifacts"
+    calibration_examples: int = 64
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 0
+    sample_rate: int = 16000
+    corpus_cache: str | None = None
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    loss: dict[str, float] = field(default_factory=dict)
+    export: ExportConfig = field(default_factory=ExportConfig)
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """The training config at ``path`` (unknown keys are errors)."""
+    raw = yaml.safe_load(Path(path).read_text()) or {}
+    sections = {"model": ModelConfig, "training": TrainingConfig, "export": ExportConfig}
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in sections:
+            try:
+                values[key] = sections[key](**(value or {}))
+            except TypeError as exc:
+                raise SystemExit(f"{path}: section {key!r}: {exc}") from None
+        elif key in ("seed", "sample_rate", "corpus_cache", "loss"):
+            values[key] = value
+        else:
+            raise SystemExit(f"{path}: unknown key {key!r}")
+    return TrainConfig(**values)
+
+
+def learning_rate(config: TrainingConfig, progress: float, step: int) -> float:
+    """Linear warm-up, then cosine decay from ``learning_rate`` to ``final_learning_rate``."""
+    if step < config.warmup_steps:
+        return config.learning_rate * (step + 1) / config.warmup_steps
+    cosine = 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+    return config.final_learning_rate + (config.learning_rate - config.final_learning_rate) * cosine
+
+
+def build_metadata(config: TrainConfig, training_info: dict[str, Any]):  # -> ModelMetadata
+    from model_export import contract
+
+    states = tuple(contract.state_spec(f"gru{i + 1}_state", units) for i, units in enumerate(config.model.gru_units))
+    if config.model.layout == "bins":
+        return contract.bin_model_metadata(config.model.name, config.model.version, config.sample_rate, states, training_info)
+    if config.model.layout == "bands":
+        return contract.band_model_metadata(
+            config.model.name, config.model.version, config.sample_rate, states, training_info, config.model.num_bands
+        )
+    raise SystemExit(f"model.layout must be 'bins' or 'bands', not {config.model.layout!r}")
+
+
+def plot_curves(history: list[dict[str, float]], validation: list[dict[str, float]], path: Path) -> None:
+    """Training and validation loss (and validation SI-SDR) over steps, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_loss, ax_sdr) = plt.subplots(1, 2, figsize=(11, 4))
+    steps = [h["step"] for h in history]
+    losses = np.array([h["loss"] for h in history])
+    window = max(1, len(losses) // 100)
+    smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
+    ax_loss.plot(steps[window - 1 :], smooth, label="training (smoothed)")
+    ax_loss.plot([v["step"] for v in validation], [v["loss"] for v in validation], "o-", label="validation")
+    ax_loss.set_xlabel("step")
+    ax_loss.set_ylabel("loss")
+    ax_loss.set_yscale("log")
+    ax_loss.legend()
+    ax_loss.grid(alpha=0.3)
+    ax_sdr.plot([v["step"] for v in validation], [v["sisdr"] for v in validation], "o-", label="enhanced")
+    ax_sdr.plot([v["step"] for v in validation], [v["noisy_sisdr"] for v in validation], "--", label="noisy input")
+    ax_sdr.set_xlabel("step")
+    ax_sdr.set_ylabel("validation SI-SDR (dB)")
+    ax_sdr.legend()
+    ax_sdr.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def train(config: TrainConfig, config_path: Path, command: str) -> dict[str, Any]:
+    """Run the whole pipeline; returns the training report."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import tensorflow as tf
+    from tqdm import tqdm
+
+    from model_export.corpus import build_corpus
+    from model_export.exporter import export_model
+    from model_export.keras_models import build_gru_mask_models
+    from model_export.losses import LossWeights, MaskLoss
+    from model_export.signals import feature_statistics
+    from model_export.training_data import BatchSource
+    from realtime import dsp
+
+    started = time.monotonic()
+    keras.utils.set_random_seed(config.seed)
+    tc = config.training
+    corpus = build_corpus(config.corpus_cache, rate=config.sample_rate)
+    corpus_summary = corpus.summary()
+    log.info("corpus: %s", json.dumps(corpus_summary)[:2000])
+
+    training_info: dict[str, Any] = {
+        "kind": "trained",
+        "command": command,
+        "config_file": str(config_path),
+        "seed": config.seed,
+        "config": asdict(config),
+        "corpus": corpus_summary,
+    }
+    metadata = build_metadata(config, training_info)
+    weights = LossWeights(**config.loss)
+    loss_fn = MaskLoss(
+        dsp.gain_spreading_matrix(
+            metadata.mask.type,
+            metadata.framing,
+            metadata.framing,
+            list(metadata.mask.band_edges_hz) if metadata.mask.band_edges_hz else None,
+        ),
+        metadata.framing,
+        weights,
+    )
+
+    with BatchSource(metadata, config.corpus_cache, tc.segment_seconds, tc.batch_size, config.seed, tc.data_workers) as source, BatchSource(
+        metadata, config.corpus_cache, tc.validation_seconds, tc.batch_size, config.seed, tc.data_workers
+    ) as validation_source:
+        log.info("making %d validation batches", tc.validation_batches)
+        validation = list(validation_source.batches("validation", 0, tc.validation_batches))
+        normalisation = [b.features for b in source.batches("train", 10**6, NORMALISATION_BATCHES)]
+        mean, scale = feature_statistics([f.reshape(-1, f.shape[-1]) for f in normalisation])
+        models = build_gru_mask_models(metadata, mean, scale, hidden_units=config.model.hidden_units, seed=config.seed)
+        model = models.sequence
+        log.info("model %s: %d parameters", metadata.name, models.parameters)
+        optimizer = keras.optimizers.Adam(learning_rate=tc.learning_rate, clipnorm=tc.clip_norm)
+
+        @tf.function(reduce_retracing=True)
+        def train_step(features, nr, ni, cr, ci, cw):  # type: ignore[no-untyped-def]
+            with tf.GradientTape() as tape:
+                terms = loss_fn(model(features, training=True), nr, ni, cr, ci, cw)
+            grads = tape.gradient(terms["loss"], model.trainable_variables)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            return terms
+
+        @tf.function(reduce_retracing=True)
+        def eval_step(features, nr, ni, cr, ci, cw):  # type: ignore[no-untyped-def]
+            return loss_fn(model(features, training=False), nr, ni, cr, ci, cw)
+
+        def tensors(batch) -> tuple:  # type: ignore[no-untyped-def]
+            return (batch.features, batch.noisy_real, batch.noisy_imag, batch.clean_real, batch.clean_imag, batch.clean_wave)
+
+        noisy_terms = [loss_fn(tf.ones((len(b), b.features.shape[1], metadata.mask_size)), *tensors(b)[1:]) for b in validation]
+        noisy_sisdr = float(np.mean([t["sisdr"] for t in noisy_terms]))
+
+        def validate(step: int) -> dict[str, float]:
+            terms = [eval_step(*tensors(b)) for b in validation]
+            result = {k: float(np.mean([t[k] for t in terms])) for k in terms[0]}
+            return {"step": step, **result, "noisy_sisdr": noisy_sisdr}
+
+        history: list[dict[str, float]] = []
+        curve: list[dict[str, float]] = [validate(0)]
+        best = curve[0]
+        best_weights = model.get_weights()
+        budget = tc.time_budget_minutes * 60.0
+        train_started = time.monotonic()
+        step = 0
+        bar = tqdm(total=tc.steps, desc="training", unit="step", mininterval=5.0, file=sys.stderr)
+        for batch in source.batches("train", 0, tc.steps):
+            elapsed = time.monotonic() - train_started
+            progress = max(step / tc.steps, elapsed / budget)
+            if progress >= 1.0:
+                log.info("time budget reached after %d steps", step)
+                break
+            optimizer.learning_rate.assign(learning_rate(tc, progress, step))
+            terms = train_step(*tensors(batch))
+            step += 1
+            history.append({"step": step, "loss": float(terms["loss"])})
+            bar.update(1)
+            if step % tc.validate_every == 0 or step == tc.steps:
+                point = validate(step)
+                curve.append(point)
+                bar.set_postfix(loss=f"{point['loss']:.4f}", sisdr=f"{point['sisdr']:.2f}")
+                log.info("step %d: validation %s", step, json.dumps(point))
+                if point["loss"] < best["loss"]:
+                    best, best_weights = point, model.get_weights()
+        bar.close()
+        if curve[-1]["step"] != step:
+            point = validate(step)
+            curve.append(point)
+            if point["loss"] < best["loss"]:
+                best, best_weights = point, model.get_weights()
+        model.set_weights(best_weights)
+        train_minutes = (time.monotonic() - train_started) / 60.0
+        calibration = [f for b in validation for f in b.features][: config.export.calibration_examples]
+
+    training_info.update(
+        steps=step,
+        training_minutes=round(train_minutes, 2),
+        best_step=best["step"],
+        validation={k: round(v, 4) for k, v in best.items() if k != "step"},
+    )
+    models.metadata = replace(build_metadata(config, training_info), parameters=models.parameters)
+    outputs = {}
+    for quantization, target in (("int8", config.export.output), ("float32", config.export.float_output)):
+        result = export_model(
+            models,
+            REPO_ROOT / target,
+            quantization,
+            calibration_features=calibration,
+            parity_features=calibration[:4],
+        )
+        outputs[quantization] = {
+            "path": target,
+            "size_bytes": result.size_bytes,
+            "parity_max_abs": result.parity.max_abs,
+            "parity_mean_abs": result.parity.mean_abs,
+        }
+        log.info("wrote %s (%s, %d bytes)", target, quantization, result.size_bytes)
+
+    report_dir = REPO_ROOT / config.export.report_dir
+    report_dir.mkdir(parents=True, exist_ok=True)
+    report = {
+        "model": metadata.name,
+        "parameters": models.parameters,
+        "command": command,
+        "seed": config.seed,
+        "steps": step,
+        "training_minutes": round(train_minutes, 2),
+        "total_minutes": round((time.monotonic() - started) / 60.0, 2),
+        "best": best,
+        "validation_curve": curve,
+        "exports": outputs,
+        "corpus": corpus_summary,
+    }
+    (report_dir / "default-training.json").write_text(json.dumps(report, indent=1))
+    plot_curves(history, curve, report_dir / "default-loss.png")
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Train, export and install quietmic's default model.")
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="training config (YAML)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(name)s: %(message)s"
+    )
+    config = load_config(args.config)
+    command = "python -m model_export.train " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    report = train(config, args.config, command)
+    print(json.dumps({k: report[k] for k in ("model", "parameters", "steps", "training_minutes", "best", "exports")}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
