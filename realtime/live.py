@@ -17,8 +17,8 @@ grow by the missing samples instead (the output is still the start-up silence).
 After that, if the worker is late, the callback plays silence for the missing
 samples and counts a late block; the late samples are dropped when they arrive,
 so the delay never creeps. If the input ring is full, the callback drops the block and counts an
-overflow; the worker feeds the same number of zero samples, so input and
-output stay sample-aligned.
+overflow, noting where in the sample sequence the block fell; the worker feeds
+a block of zeros at that point, so input and output stay sample-aligned.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ INPUT_RING_SECONDS = 2.0
 """Capacity of the input ring: how long the worker may stall before input is dropped."""
 
 OUTPUT_RING_BLOCKS = 8
-"""Capacity of the output ring, in blocks."""
+"""Capacity of the output ring beyond the input ring's: after a stall the worker can
+catch up without losing samples, and the callback drops the late ones itself."""
 
 WORKER_POLL_SECONDS = 0.1
 """Longest the worker sleeps without a wake-up (to notice a stop request)."""
@@ -57,6 +58,9 @@ SETTLE_SECONDS = 0.5
 
 MAX_HANDOVER_SECONDS = 0.05
 """The hand-over never grows beyond this (plus the first block)."""
+
+DROP_MARKS = 4096
+"""Dropped input blocks remembered (where they fell) until the worker replaces them with zeros."""
 
 GIL_SWITCHES_PER_BLOCK = 8
 """The callback runs Python, so it needs the GIL: while streaming, the interpreter
@@ -126,14 +130,15 @@ class LiveProcessor:
         self.input_channel = input_channel
         self.tap = tap
         self.counters = StreamCounters()
-        self.handover_latency = block_size
-        """Samples of delay between the callback and the worker: one block, plus any settling growth."""
+        self._played = 0
+        self._ring_offset = 0
         self._settle_callbacks = int(SETTLE_SECONDS * self.sample_rate / block_size)
         self._max_handover = block_size + int(MAX_HANDOVER_SECONDS * self.sample_rate)
         self._in_ring = RingBuffer(max(int(INPUT_RING_SECONDS * self.sample_rate), 4 * block_size))
-        self._out_ring = RingBuffer(OUTPUT_RING_BLOCKS * block_size)
+        self._out_ring = RingBuffer(self._in_ring.capacity + OUTPUT_RING_BLOCKS * block_size)
         self._out_block = np.zeros(block_size, dtype=np.float32)
-        self._debt = 0
+        self._drop_positions = np.zeros(DROP_MARKS, dtype=np.int64)
+        self._drops = 0
         self._wake_fd = -1
         self._stream: Any = None
         self._worker: threading.Thread | None = None
@@ -155,24 +160,30 @@ class LiveProcessor:
             counters.input_overflows += 1
         if status.output_underflow:
             counters.output_underflows += 1
-        written = self._in_ring.write(indata[:, self.input_channel])
-        if written < frames:
+        if self._in_ring.free >= frames:
+            self._in_ring.write(indata[:, self.input_channel])
+        else:  # drop the block; the worker feeds a block of zeros at this point of the sequence
             counters.input_overflows += 1
-            counters.dropped_input_samples += frames - written
+            counters.dropped_input_samples += frames
+            self._drop_positions[self._drops % DROP_MARKS] = self._in_ring.write_count
+            self._drops += 1
         ring = self._out_ring
-        if self._debt:
-            self._debt -= ring.skip(self._debt)
+        # The ring holds worker output in sequence; this callback plays sequence index
+        # `played - ring_offset` onwards. Anything older arrived too late: drop it.
+        behind = self._played - self._ring_offset - ring.read_count
+        if behind > 0:
+            ring.skip(behind)
         out = self._out_block[:frames]
         got = ring.read_into(out)
         if got < frames:
             out[got:] = 0.0
             missing = frames - got
             if counters.callbacks <= self._settle_callbacks and self.handover_latency + missing <= self._max_handover:
-                self.handover_latency += missing  # the late samples will still be played
+                self._ring_offset += missing  # the hand-over grows; the late samples will still be played
             else:
-                self._debt += missing
                 counters.late_blocks += 1
                 counters.late_samples += missing
+        self._played += frames
         outdata[:] = out[:, None]
         os.eventfd_write(self._wake_fd, 1)
 
@@ -181,7 +192,7 @@ class LiveProcessor:
     def _work(self) -> None:
         block = np.zeros(self.block_size, dtype=np.float32)
         in_index = 0
-        zeros_fed = 0
+        drops_fed = 0
         enhancer, in_ring, out_ring = self.enhancer, self._in_ring, self._out_ring
         poller = select.poll()
         poller.register(self._wake_fd, select.POLLIN)
@@ -190,10 +201,9 @@ class LiveProcessor:
                 if poller.poll(WORKER_POLL_SECONDS * 1000):
                     os.eventfd_read(self._wake_fd)
                 while True:
-                    dropped = self.counters.dropped_input_samples - zeros_fed
-                    if dropped >= self.block_size:
+                    if drops_fed < self._drops and self._drop_positions[drops_fed % DROP_MARKS] == in_ring.read_count:
                         block[:] = 0.0
-                        zeros_fed += self.block_size
+                        drops_fed += 1
                     elif in_ring.available >= self.block_size:
                         in_ring.read_into(block)
                     else:
@@ -204,7 +214,7 @@ class LiveProcessor:
                     out = enhancer.process(block)
                     if self.tap is not None:
                         self.tap.on_output(in_index + self.handover_latency, out)
-                    out_ring.write(out)
+                    self._write_output(out)
                     self._times[self._times_count % TIMING_HISTORY] = time.perf_counter() - start
                     self._times_count += 1
                     in_index += self.block_size
@@ -213,7 +223,24 @@ class LiveProcessor:
             log.exception("the processing thread failed")
             self._stop.set()
 
+    def _write_output(self, out: np.ndarray) -> None:
+        """Put a processed block into the output ring, waiting while it is full.
+
+        It is full only after a stall, of samples that are already late; the
+        callback drops those at its next call, so the wait is short and no
+        sample is lost (a lost sample would shift every later one).
+        """
+        written = self._out_ring.write(out)
+        while written < len(out) and not self._stop.is_set():
+            time.sleep(self.block_size / self.sample_rate / 4)
+            written += self._out_ring.write(out[written:])
+
     # --- control ------------------------------------------------------------------------------
+
+    @property
+    def handover_latency(self) -> int:
+        """Samples of delay between the callback and the worker: one block, plus any settling growth."""
+        return self.block_size + self._ring_offset
 
     @property
     def stated_latency(self) -> int:
@@ -242,8 +269,8 @@ class LiveProcessor:
                 f"({in_channels} input channels; channels count from 0)"
             )
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        self.handover_latency = self.block_size
-        self._out_ring.write_zeros(self.handover_latency)
+        self._played = self._ring_offset = 0
+        self._out_ring.write_zeros(self.block_size)
         self._previous_switch_interval = sys.getswitchinterval()
         block_seconds = self.block_size / self.sample_rate
         sys.setswitchinterval(min(self._previous_switch_interval, block_seconds / GIL_SWITCHES_PER_BLOCK))

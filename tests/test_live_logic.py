@@ -1,0 +1,80 @@
+"""The live processor's callback/worker logic, driven without an audio device.
+
+The callback is called directly (as the audio API would), the worker runs in its
+thread. A stalled worker causes late blocks and input overflows; afterwards the
+output must again be the input delayed by exactly the same latency: no creep.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from types import SimpleNamespace
+
+import numpy as np
+
+from realtime.enhancer import Enhancer
+from realtime.live import INPUT_RING_SECONDS, LiveProcessor
+
+RATE = 16000
+BLOCK = 160
+OK_STATUS = SimpleNamespace(input_overflow=False, output_underflow=False)
+
+
+def drive(processor: LiveProcessor, signal: np.ndarray, start: int, count: int, paced: bool) -> list[np.ndarray]:
+    """Run ``count`` callbacks over ``signal`` from block ``start``; paced: wait for the worker each time."""
+    outputs = []
+    for k in range(start, start + count):
+        indata = signal[k * BLOCK : (k + 1) * BLOCK, None]
+        outdata = np.zeros((BLOCK, 1), dtype=np.float32)
+        processor._callback(indata, outdata, BLOCK, None, OK_STATUS)
+        outputs.append(outdata[:, 0].copy())
+        deadline = time.monotonic() + 2
+        while paced and processor._out_ring.available < BLOCK and time.monotonic() < deadline:
+            time.sleep(0.0005)  # as in real time: the next block is ready before the next callback
+    return outputs
+
+
+def test_stalled_worker_recovers_with_the_same_delay(reference_model) -> None:
+    enhancer = Enhancer(reference_model("identity", 16000, "float32"), RATE, block_size=BLOCK)
+    processor = LiveProcessor(enhancer, BLOCK)
+    gate = threading.Event()
+    gate.set()
+    process = enhancer.process
+
+    def gated(block: np.ndarray) -> np.ndarray:
+        gate.wait()
+        return process(block)
+
+    enhancer.process = gated  # type: ignore[method-assign]
+    processor._wake_fd = os.eventfd(0, os.EFD_NONBLOCK)
+    processor._out_ring.write_zeros(processor.handover_latency)
+    worker = threading.Thread(target=processor._work, daemon=True)
+    worker.start()
+
+    stall_blocks = int(INPUT_RING_SECONDS * RATE / BLOCK) + 30
+    total_blocks = 60 + stall_blocks + 300
+    rng = np.random.default_rng(0)
+    signal = (0.1 * rng.standard_normal(total_blocks * BLOCK)).astype(np.float32)
+    try:
+        out = drive(processor, signal, 0, 60, paced=True)
+        gate.clear()  # the worker stalls inside process()
+        out += drive(processor, signal, 60, stall_blocks, paced=False)
+        gate.set()
+        out += drive(processor, signal, 60 + stall_blocks, 300, paced=True)
+    finally:
+        gate.set()
+        processor._stop.set()
+        worker.join()
+        os.close(processor._wake_fd)
+    output = np.concatenate(out)
+    counters = processor.counters
+    assert counters.late_blocks > 0 and counters.input_overflows > 0 and counters.dropped_input_samples > 0
+    delay = processor.handover_latency + enhancer.latency
+    assert delay == BLOCK + enhancer.latency  # the hand-over did not grow: the stall came after settling
+    tail = slice(len(output) - 100 * BLOCK, len(output))
+    expected = signal[tail.start - delay : tail.stop - delay]
+    assert np.max(np.abs(output[tail] - expected)) < 1e-5  # same delay as before the stall
+    head = slice(delay, 60 * BLOCK)
+    assert np.max(np.abs(output[head] - signal[head.start - delay : head.stop - delay])) < 1e-5
