@@ -30,6 +30,9 @@ MAGNITUDE_EPSILON = 1e-8
 SISDR_EPSILON = 1e-8
 """Keeps SI-SDR finite for silent references."""
 
+SISDR_CAP_DB = 40.0
+"""SI-SDR saturates here (thresholded SDR): a nearly perfect example cannot dominate the batch."""
+
 SPEECH_ENERGY_MIN = 1e-6
 """Examples whose clean waveform has less energy than this skip the SI-SDR term."""
 
@@ -105,14 +108,16 @@ class MaskLoss:
         return {"loss": loss, "magnitude": magnitude, "complex": complex_term, "sisdr": mean_sisdr}
 
 
-def si_sdr(estimate: tf.Tensor, reference: tf.Tensor) -> tf.Tensor:
-    """Scale-invariant SDR in dB per example (``[B, L]`` inputs, zero-mean not enforced)."""
+def si_sdr(estimate: tf.Tensor, reference: tf.Tensor, cap_db: float = SISDR_CAP_DB) -> tf.Tensor:
+    """Scale-invariant SDR in dB per example (``[B, L]`` inputs), saturating softly at ``cap_db``."""
     alpha = tf.reduce_sum(estimate * reference, axis=1, keepdims=True) / (
         tf.reduce_sum(reference**2, axis=1, keepdims=True) + SISDR_EPSILON
     )
     target = alpha * reference
     error = estimate - target
-    ratio = (tf.reduce_sum(target**2, axis=1) + SISDR_EPSILON) / (tf.reduce_sum(error**2, axis=1) + SISDR_EPSILON)
+    target_energy = tf.reduce_sum(target**2, axis=1)
+    floor = 10.0 ** (-cap_db / 10.0) * target_energy
+    ratio = (target_energy + SISDR_EPSILON) / (tf.reduce_sum(error**2, axis=1) + floor + SISDR_EPSILON)
     return 10.0 * tf.math.log(ratio) / tf.math.log(10.0)
 
 

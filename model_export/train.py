@@ -205,7 +205,7 @@ def train(config: TrainConfig, config_path: Path, command: str) -> dict[str, Any
         metadata, config.corpus_cache, tc.validation_seconds, tc.batch_size, config.seed, tc.data_workers
     ) as validation_source:
         log.info("making %d validation batches", tc.validation_batches)
-        validation = list(validation_source.batches("validation", 0, tc.validation_batches))
+        validation = list(validation_source.batches("val", 0, tc.validation_batches))
         normalisation = [b.features for b in source.batches("train", 10**6, NORMALISATION_BATCHES)]
         mean, scale = feature_statistics([f.reshape(-1, f.shape[-1]) for f in normalisation])
         models = build_gru_mask_models(metadata, mean, scale, hidden_units=config.model.hidden_units, seed=config.seed)

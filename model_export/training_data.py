@@ -21,7 +21,7 @@ import numpy as np
 from realtime import dsp
 from realtime.metadata import ModelMetadata
 
-SPLIT_INDEX = {"train": 0, "validation": 1, "test": 2}
+SPLIT_INDEX = {"train": 0, "val": 1, "test": 2}
 """Mixed into the seed so the splits never share random streams."""
 
 PREFETCH_BATCHES = 4
@@ -78,7 +78,7 @@ def _init_worker(cache_dir: str | None, sample_rate: int, seconds: float, metada
 
     corpus = load_corpus(cache_dir, sample_rate)
     config = MixConfig(sample_rate=sample_rate, seconds=seconds)
-    _WORKER["mixers"] = {split: Mixer.from_corpus(corpus, split, config=config) for split in ("train", "validation")}
+    _WORKER["mixers"] = {split: Mixer.from_corpus(corpus, split, config=config) for split in ("train", "val")}
     _WORKER["metadata"] = ModelMetadata.from_json(metadata_json)
 
 
