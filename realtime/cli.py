@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     enhance.add_argument("input", help="input WAV file")
     enhance.add_argument("output", help="output WAV file (written atomically; never the input)")
     _add_common(enhance)
+    enhance.add_argument("--plot", metavar="FILE.png", help="also draw input/output spectrograms and the gain mask")
 
     info = commands.add_parser("info", help="show a model's metadata")
     info.add_argument("--config", metavar="FILE", help="config file")
@@ -189,6 +190,7 @@ def cmd_enhance(args: argparse.Namespace) -> int:
         resolve_model_path(settings.model),
         atten_lim_db=settings.atten_lim_db,
         block_size=settings.block_size,
+        plot_path=args.plot,
     )
     print(
         f"quietmic: wrote {args.output} ({result.frames} frames, {result.channels} channel(s), "

@@ -124,6 +124,8 @@ class Enhancer:
         """Bin gains applied to the most recent frame (for inspection and plots)."""
         self.last_mask = np.ones(meta.mask_size, dtype=np.float32)
         """Raw model mask of the most recent frame."""
+        self.gain_log: list[np.ndarray] | None = None
+        """Set to a list to collect the bin gains of every hop (for plots); None collects nothing."""
         self.hops_processed = 0
         self.model_resets = 0
         """How often the model state was reset because it turned non-finite."""
@@ -216,6 +218,8 @@ class Enhancer:
         target = self._spectra[self._frame_index % len(self._spectra)]
         if not self.bypass:
             target = target * self._gains(spectrum.real**2 + spectrum.imag**2)
+        if self.gain_log is not None:
+            self.gain_log.append(np.ones(self.framing.n_bins, np.float32) if self.bypass else self.last_gains.copy())
         self._ola += np.fft.irfft(target, n=len(frame)) * self._synthesis
         finished = self._ola[:hop].astype(np.float32)
         self._ola[:-hop] = self._ola[hop:]

@@ -71,8 +71,13 @@ def enhance_file(
     *,
     atten_lim_db: float | None = None,
     block_size: int | None = None,
+    plot_path: str | Path | None = None,
 ) -> FileResult:
-    """Enhance ``input_path`` into ``output_path`` (WAV); never overwrites the input."""
+    """Enhance ``input_path`` into ``output_path`` (WAV); never overwrites the input.
+
+    With ``plot_path``, also write a PNG of the first channel's input and output
+    spectrograms and the gains applied (:mod:`realtime.plot`).
+    """
     source, target = Path(input_path), Path(output_path)
     if _same_file(source, target) or source.resolve() == target.resolve():
         raise AudioFileError(f"output {target} is the input file; choose another output path")
@@ -81,9 +86,18 @@ def enhance_file(
     models = [MaskModel(model_bytes) for _ in range(samples.shape[1])]
     block = block_size or framing_at_rate(models[0].metadata, rate).hop_length
     enhancers = [Enhancer(model, rate, block_size=block, atten_lim_db=atten_lim_db) for model in models]
+    if plot_path is not None:
+        enhancers[0].gain_log = []
     out = np.empty_like(samples)
     for channel, enhancer in enumerate(enhancers):
         out[:, channel] = enhance_signal(enhancer, samples[:, channel], block)
     write_wav_atomic(target, out, rate, fmt)
+    if plot_path is not None:
+        from realtime.plot import plot_enhancement
+
+        gains = np.array(enhancers[0].gain_log)[: -(-len(samples) // enhancers[0].hop_length)]
+        plot_enhancement(
+            samples[:, 0], out[:, 0], gains, enhancers[0].framing, plot_path, title=f"{source.name} -> {target.name}"
+        )
     log.info("enhanced %s -> %s (%d frames, %d channels, %d Hz)", source, target, len(out), out.shape[1], rate)
     return FileResult(len(out), out.shape[1], rate, block, enhancers[0].latency)

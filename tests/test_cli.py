@@ -89,3 +89,16 @@ def test_readme_and_ci_use_the_same_test_command() -> None:
     ci = (REPO / ".ci" / "run").read_text()
     command = ci.split('TEST_COMMAND="', 1)[1].split('"\n', 1)[0]
     assert command in (REPO / "README.md").read_text()
+
+
+def test_enhance_plot_writes_a_png(reference_model, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    rate = 16000
+    rng = np.random.default_rng(3)
+    signal = (0.2 * np.sin(2 * np.pi * 300 * np.arange(rate) / rate) + 0.02 * rng.standard_normal(rate)).astype(np.float32)
+    wavfile.write(tmp_path / "in.wav", rate, signal)
+    plot = tmp_path / "what.png"
+    model = reference_model("random", 16000)
+    result = quietmic("enhance", str(tmp_path / "in.wav"), str(tmp_path / "out.wav"), "--model", str(model), "--plot", str(plot))
+    assert result.returncode == 0, result.stderr
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10_000
