@@ -236,6 +236,9 @@ def train(config: TrainConfig, config_path: Path, command: str) -> dict[str, Any
             result = {k: float(np.mean([t[k] for t in terms])) for k in terms[0]}
             return {"step": step, **result, "noisy_sisdr": noisy_sisdr}
 
+        report_dir = REPO_ROOT / config.export.report_dir
+        report_dir.mkdir(parents=True, exist_ok=True)
+        checkpoint = report_dir / f"{metadata.name}-best.weights.h5"
         history: list[dict[str, float]] = []
         curve: list[dict[str, float]] = [validate(0)]
         best = curve[0]
@@ -262,6 +265,7 @@ def train(config: TrainConfig, config_path: Path, command: str) -> dict[str, Any
                 log.info("step %d: validation %s", step, json.dumps(point))
                 if point["loss"] < best["loss"]:
                     best, best_weights = point, model.get_weights()
+                    model.save_weights(checkpoint)  # survives a failure after training
         bar.close()
         if curve[-1]["step"] != step:
             point = validate(step)
@@ -281,6 +285,7 @@ def train(config: TrainConfig, config_path: Path, command: str) -> dict[str, Any
     models.metadata = replace(build_metadata(config, training_info), parameters=models.parameters)
     outputs = {}
     for quantization, target in (("int8", config.export.output), ("float32", config.export.float_output)):
+        (REPO_ROOT / target).parent.mkdir(parents=True, exist_ok=True)
         result = export_model(
             models,
             REPO_ROOT / target,
@@ -296,8 +301,6 @@ def train(config: TrainConfig, config_path: Path, command: str) -> dict[str, Any
         }
         log.info("wrote %s (%s, %d bytes)", target, quantization, result.size_bytes)
 
-    report_dir = REPO_ROOT / config.export.report_dir
-    report_dir.mkdir(parents=True, exist_ok=True)
     report = {
         "model": metadata.name,
         "parameters": models.parameters,
