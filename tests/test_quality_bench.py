@@ -219,3 +219,7 @@ def test_quality_benchmark_runs_end_to_end(tmp_path: Path) -> None:
     if importlib.util.find_spec("matplotlib"):
         assert (out / "quality_pesq_vs_snr.png").stat().st_size > 0
         assert (out / "quality_spectrograms.png").stat().st_size > 0
+    # The report can be rewritten from the JSON, with a note added.
+    assert quality.main(["--render-only", "--out", str(out), "--note", "hello from the test"]) == 0
+    assert "- hello from the test" in (out / "quality.md").read_text()
+    assert json.loads((out / "quality.json").read_text())["user_notes"] == ["hello from the test"]
