@@ -18,12 +18,32 @@ BENCHMARK_SERVER_NAME = "quietmic-bench"
 """Server name, so a benchmark server does not clash with one already running."""
 
 
-def _reinitialise_portaudio() -> None:
+def reinitialise_portaudio() -> None:
     """Make PortAudio (if loaded) rescan host APIs, attaching to or detaching from JACK."""
     sounddevice = sys.modules.get("sounddevice")
     if sounddevice is not None:
         sounddevice._terminate()
         sounddevice._initialize()
+
+
+def jack_running(server_name: str | None = None) -> bool:
+    """Whether a JACK server (the default one, or ``server_name``) is running."""
+    command = ["jack_wait", "-c"] + (["-s", server_name] if server_name else [])
+    try:
+        answer = subprocess.run(command, capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return answer.strip() == "running"
+
+
+def jack_device_index() -> int | None:
+    """PortAudio's JACK device index, or None if PortAudio sees no JACK server."""
+    import sounddevice as sd
+
+    for api in sd.query_hostapis():
+        if "JACK" in api["name"] and api["default_input_device"] >= 0:
+            return int(api["default_input_device"])
+    return None
 
 
 class JackServer:
@@ -48,8 +68,7 @@ class JackServer:
         self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
-            answer = subprocess.run(["jack_wait", "-c", "-s", self.name], capture_output=True, text=True).stdout
-            if answer.strip() == "running":
+            if jack_running(self.name):
                 break
             if self._process.poll() is not None:
                 raise RuntimeError(f"jackd exited: {self._process.stderr.read().decode(errors='replace')[-500:]}")
@@ -59,13 +78,13 @@ class JackServer:
             raise RuntimeError("jackd did not start within 20 s")
         self._previous_default = os.environ.get("JACK_DEFAULT_SERVER")
         os.environ["JACK_DEFAULT_SERVER"] = self.name
-        _reinitialise_portaudio()
+        reinitialise_portaudio()
         log.info("JACK server %s at %d Hz, period %d", self.name, self.sample_rate, self.period)
 
     def stop(self) -> None:
         if self._process is not None:
             os.environ["JACK_DEFAULT_SERVER"] = "quietmic-no-server"
-            _reinitialise_portaudio()
+            reinitialise_portaudio()
             self._process.terminate()
             try:
                 self._process.wait(timeout=10)

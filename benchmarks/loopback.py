@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.jack_server import BENCHMARK_SERVER_NAME, JackServer, connect_loopback
+from benchmarks.jack_server import BENCHMARK_SERVER_NAME, JackServer, connect_loopback, jack_device_index
 from realtime.enhancer import Enhancer
 from realtime.latency_probe import LoopbackProbe
 from realtime.live import LiveProcessor
@@ -34,17 +34,15 @@ MAX_DELAY_SECONDS = 0.3
 
 def measure_loopback(model: str | Path, sample_rate: int, block: int, seconds: float) -> dict[str, Any]:
     """Run the live path for ``seconds`` on a fresh JACK server; returns delays and counters."""
-    import sounddevice as sd
-
     pulses = [
         int(t * sample_rate)
         for t in _arange(FIRST_PULSE_SECONDS, seconds - MAX_DELAY_SECONDS, PULSE_INTERVAL_SECONDS)
     ]
     probe = LoopbackProbe(sample_rate, pulses, int(seconds * sample_rate), int(MAX_DELAY_SECONDS * sample_rate))
     with JackServer(sample_rate, block):
-        device = next(
-            api["default_input_device"] for api in sd.query_hostapis() if "JACK" in api["name"]
-        )
+        device = jack_device_index()
+        if device is None:
+            raise RuntimeError("PortAudio sees no JACK device; is libportaudio2 built with JACK support?")
         enhancer = Enhancer(model, sample_rate, block_size=block)
         processor = LiveProcessor(enhancer, block, input_device=device, output_device=device, tap=probe)
         with processor:

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from benchmarks.jack_server import connect_loopback
+from benchmarks.jack_server import connect_loopback, jack_device_index, jack_running, reinitialise_portaudio
 from realtime.enhancer import Enhancer
 from realtime.latency_probe import LoopbackProbe
 from realtime.live import LiveProcessor
@@ -39,28 +39,19 @@ MAX_DELAY_SECONDS = 0.3
 pytestmark = pytest.mark.audio_server
 
 
-def _jack_running() -> bool:
-    try:
-        answer = subprocess.run(["jack_wait", "-c"], capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return answer.strip() == "running"
-
-
 @pytest.fixture
 def jack_device() -> int:
     """Index of the JACK device; skips (or fails under CI) without a server."""
-    import sounddevice as sd
-
-    if not _jack_running():
+    if not jack_running():
         if os.environ.get("QUIETMIC_REQUIRE_JACK"):
             pytest.fail("no JACK server is running; .ci/run should have started one")
         pytest.skip("no JACK server running (start: jackd --no-realtime -d dummy -r 48000 -p 480 &)")
-    sd._terminate()  # PortAudio lists host APIs at initialisation: re-scan to see the server
-    sd._initialize()
-    for api in sd.query_hostapis():
-        if "JACK" in api["name"] and api["default_input_device"] >= 0:
-            return int(api["default_input_device"])
+    import sounddevice  # noqa: F401  (loaded, so that it can be re-initialised)
+
+    reinitialise_portaudio()  # PortAudio lists host APIs at initialisation: re-scan to see the server
+    device = jack_device_index()
+    if device is not None:
+        return device
     pytest.fail("a JACK server runs but PortAudio has no JACK device; is libportaudio2 built with JACK?")
 
 
