@@ -7,8 +7,9 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
-from types import TracebackType
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,8 @@ class JackServer:
 
     Clients in this process find it through ``JACK_DEFAULT_SERVER``, which is set
     while the server runs. PortAudio attaches to JACK when it initialises, so it
-    is re-initialised after the server starts and before it stops.
+    is re-initialised after the server starts and before it stops. The server's
+    messages go to a log file, where :meth:`xruns` counts its xrun reports.
     """
 
     def __init__(self, sample_rate: int, period: int, name: str = BENCHMARK_SERVER_NAME) -> None:
@@ -60,18 +62,20 @@ class JackServer:
         self.name = name
         self._process: subprocess.Popen[bytes] | None = None
         self._previous_default: str | None = None
+        self._log: tempfile._TemporaryFileWrapper[bytes] | None = None
 
     def start(self) -> None:
         if shutil.which("jackd") is None:
             raise RuntimeError("jackd is not installed: apt-get install jackd2 libportaudio2")
         command = ["jackd", "-n", self.name, "--no-realtime", "-d", "dummy", "-r", str(self.sample_rate), "-p", str(self.period)]
-        self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self._log = tempfile.NamedTemporaryFile(prefix="jackd-", suffix=".log")
+        self._process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             if jack_running(self.name):
                 break
             if self._process.poll() is not None:
-                raise RuntimeError(f"jackd exited: {self._process.stderr.read().decode(errors='replace')[-500:]}")
+                raise RuntimeError(f"jackd exited: {self.messages()[-500:]}")
             time.sleep(0.1)
         else:
             self.stop()
@@ -80,6 +84,14 @@ class JackServer:
         os.environ["JACK_DEFAULT_SERVER"] = self.name
         reinitialise_portaudio()
         log.info("JACK server %s at %d Hz, period %d", self.name, self.sample_rate, self.period)
+
+    def messages(self) -> str:
+        """What the server has printed so far."""
+        return Path(self._log.name).read_text(errors="replace") if self._log is not None else ""
+
+    def xruns(self) -> int:
+        """Xruns the server has reported so far (its "XRun" messages)."""
+        return sum(1 for line in self.messages().splitlines() if "xrun" in line.lower())
 
     def stop(self) -> None:
         if self._process is not None:
@@ -96,6 +108,9 @@ class JackServer:
             os.environ.pop("JACK_DEFAULT_SERVER", None)
         else:
             os.environ["JACK_DEFAULT_SERVER"] = self._previous_default
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def __enter__(self) -> JackServer:
         self.start()
@@ -105,21 +120,56 @@ class JackServer:
         self.stop()
 
 
+def _jack_tool(server_name: str | None, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run one of JACK's command-line tools against ``server_name`` (None: the default server)."""
+    env = dict(os.environ)
+    if server_name is not None:
+        env["JACK_DEFAULT_SERVER"] = server_name
+    return subprocess.run(list(args), capture_output=True, text=True, env=env)
+
+
+def list_ports(server_name: str | None = None) -> list[str]:
+    """Every port on the server (``client:port`` names; JACK port names have no spaces here)."""
+    return _jack_tool(server_name, "jack_lsp").stdout.split()
+
+
+def wait_for_new_client(
+    before: list[str], server_name: str | None = None, timeout: float = START_TIMEOUT_SECONDS
+) -> str:
+    """Wait until a client with input and output ports appears that was not in ``before``; its name."""
+    known = {port.split(":", 1)[0] for port in before}
+    deadline = time.monotonic() + timeout
+    while True:
+        clients: dict[str, set[str]] = {}
+        for port in list_ports(server_name):
+            client, name = port.split(":", 1)
+            clients.setdefault(client, set()).add(name)
+        new = [c for c, names in clients.items() if c not in known and "in_0" in names and "out_0" in names]
+        if new:
+            return new[0]
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no new JACK client appeared within {timeout:g} s; clients: {sorted(clients)}")
+        time.sleep(0.05)
+
+
+def wire(connections: list[tuple[str, str]], server_name: str | None = None) -> None:
+    """Connect each ``(output port, input port)`` pair after removing every other link into those inputs."""
+    for _, destination in connections:
+        for port in _jack_tool(server_name, "jack_lsp", "-c", destination).stdout.split()[1:]:
+            _jack_tool(server_name, "jack_disconnect", port, destination)
+    for source, destination in connections:
+        if _jack_tool(server_name, "jack_connect", source, destination).returncode != 0:
+            raise RuntimeError(f"jack_connect {source} {destination} failed")
+
+
 def connect_loopback(server_name: str | None = None) -> tuple[str, str]:
     """Wire this process's PortAudio output port 0 to its input port 0 (instead of the dummy capture).
 
     Waits for the ports to appear; returns ``(output port, input port)``.
     """
-    env = dict(os.environ)
-    if server_name is not None:
-        env["JACK_DEFAULT_SERVER"] = server_name
-
-    def jack(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(list(args), capture_output=True, text=True, env=env)
-
     deadline = time.monotonic() + PORT_WAIT_SECONDS
     while True:
-        ports = jack("jack_lsp").stdout.split()
+        ports = list_ports(server_name)
         outs = [p for p in ports if p.startswith("PortAudio") and p.endswith(":out_0")]
         ins = [p for p in ports if p.startswith("PortAudio") and p.endswith(":in_0")]
         if outs and ins:
@@ -129,8 +179,5 @@ def connect_loopback(server_name: str | None = None) -> tuple[str, str]:
         time.sleep(0.05)
     if len(outs) != 1 or len(ins) != 1:
         raise RuntimeError(f"several PortAudio clients on the JACK server: {outs} {ins}")
-    for port in jack("jack_lsp", "-c", ins[0]).stdout.split()[1:]:
-        jack("jack_disconnect", port, ins[0])
-    if jack("jack_connect", outs[0], ins[0]).returncode != 0:
-        raise RuntimeError(f"jack_connect {outs[0]} {ins[0]} failed")
+    wire([(outs[0], ins[0])], server_name)
     return outs[0], ins[0]

@@ -40,7 +40,6 @@ import argparse
 import importlib.util
 import math
 import sys
-from importlib import resources
 from pathlib import Path
 from typing import Callable
 

@@ -27,17 +27,16 @@ import json
 import math
 import multiprocessing
 import os
-import platform
 import shlex
 import sys
 import time
-from importlib import metadata as _metadata
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from benchmarks import eval_sets, metrics, peers
+from benchmarks.machine import machine_info, pin, pinned, usable_cpus
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 RTF_SECONDS = 20.0
@@ -51,42 +50,6 @@ PACKAGES = ("numpy", "scipy", "ai-edge-litert", "pesq", "pystoi", "speechmos", "
 
 COLUMNS = (("pesq", "PESQ-WB", 2), ("stoi", "STOI", 3), ("estoi", "ESTOI", 3), ("si_sdr", "SI-SDR", 2),
            ("dnsmos_sig", "SIG", 2), ("dnsmos_bak", "BAK", 2), ("dnsmos_ovrl", "OVRL", 2))
-
-
-# --- machine ---------------------------------------------------------------------------------------
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def machine_info() -> dict:
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = _metadata.version(name)
-        except _metadata.PackageNotFoundError:
-            versions[name] = None
-    return {"cpu": cpu_model(), "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-            else os.cpu_count(), "os": platform.platform(), "python": platform.python_version(), "packages": versions}
-
-
-def pin(cpu: int | None) -> None:
-    if cpu is not None and hasattr(os, "sched_setaffinity"):
-        try:
-            os.sched_setaffinity(0, {cpu})
-        except OSError:
-            pass
-
-
-def usable_cpus() -> list[int]:
-    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
 
 
 # --- real-time factor ------------------------------------------------------------------------------
@@ -471,7 +434,7 @@ def write_markdown(result: dict, path: Path) -> None:
               "zero-mean, scale-invariant), DNSMOS P.835 (speechmos's bundled `sig_bak_ovr.onnx` via "
               "onnxruntime, same windows and polynomial mapping as `speechmos.dnsmos.run`; short clips are "
               "repeated to 9.01 s). SNR of a pair: clean power over (noisy - clean) power.",
-              f"- **Packages:** " + ", ".join(f"{k} {v}" for k, v in m["packages"].items() if v), ""]
+              "- **Packages:** " + ", ".join(f"{k} {v}" for k, v in m["packages"].items() if v), ""]
     if result.get("plots"):
         lines += ["## Plots", ""]
         for title, name in result["plots"].items():
@@ -590,19 +553,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     while len(audio) < rtf_seconds * peers.RATE:
         audio = np.concatenate([audio, audio])
     audio = audio[: int(rtf_seconds * peers.RATE)]
-    cpus = usable_cpus()
-    before = set(cpus)
-    pin(cpus[-1])
     info: dict[str, dict] = {}
-    for name, peer in available.items():
-        info[name] = peer.describe()
-        if name != "noisy":
-            info[name].update(measure_rtf(peer, audio))
-            print(f"  {name}: RTF {info[name]['rtf']:.4f}", file=sys.stderr)
-        else:
-            info[name].update(rtf=0.0)
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, before)
+    with pinned(usable_cpus()[-1]):
+        for name, peer in available.items():
+            info[name] = peer.describe()
+            if name != "noisy":
+                info[name].update(measure_rtf(peer, audio))
+                print(f"  {name}: RTF {info[name]['rtf']:.4f}", file=sys.stderr)
+            else:
+                info[name].update(rtf=0.0)
     t_rtf = time.perf_counter() - t0 - t_sets
 
     # Scoring.
@@ -618,7 +577,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         dnsmos_examples[set_name] = len(with_dn)
         for i, p in enumerate(pairs):
             tasks.append((set_name, i, p.id, p.noisy, p.clean, i in with_dn, metric_names))
-    jobs = args.jobs or len(cpus)
+    jobs = args.jobs or len(usable_cpus())
     jobs = max(1, min(jobs, len(tasks)))
     print(f"scoring {len(tasks)} examples x {len(systems)} systems in {jobs} process(es)", file=sys.stderr)
     rows = run_scoring(tasks, systems, models, jobs)
@@ -656,7 +615,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "cpu_seconds": None if cpu_seconds is None else round(cpu_seconds, 1),
         "phase_seconds": {"load_sets": round(t_sets, 1), "rtf": round(t_rtf, 1), "scoring": round(t_score, 1),
                           "outputs": round(runtime - t_sets - t_rtf - t_score, 1)},
-        "machine": machine_info(),
+        "machine": machine_info(PACKAGES),
         "settings": {"quick": args.quick, "jobs": jobs, "rtf_seconds": rtf_seconds, "metrics": list(metric_names),
                      "sets": list(set_pairs), "synthetic_seed": eval_sets.SYNTHETIC_SEED},
         "systems_run": systems,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -46,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--sample-rate", type=int, metavar="HZ", help="device rate (default: the input device's)")
     run.add_argument("--bypass", action="store_true", default=None, help="pass audio through without denoising")
     run.add_argument("--duration", type=float, metavar="S", help="stop after this many seconds")
+    run.add_argument(
+        "--summary-json",
+        metavar="FILE",
+        help="write the run's counters and timings as JSON at exit and on SIGUSR1 (kill -USR1 PID)",
+    )
 
     commands.add_parser("devices", help="list audio devices")
 
@@ -148,7 +154,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         log.info("stopping (%s)", signal.Signals(signum).name)
         stop.set()
 
+    def write_summary(*_ignored: Any) -> None:
+        path = Path(args.summary_json)
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(json.dumps(processor.summary(), indent=2) + "\n")
+        os.replace(partial, path)
+
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    if args.summary_json:
+        previous[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, write_summary)
     timer = threading.Timer(args.duration, stop.set) if args.duration else None
     try:
         processor.start()
@@ -170,6 +184,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 signal.signal(sig, handler)
             summary = processor.summary()
             log.info("summary: %s", json.dumps(summary))
+            if args.summary_json:
+                write_summary()
             print(
                 f"quietmic: ran {summary['seconds']:.1f} s: {summary['input_overflows']} input overflows, "
                 f"{summary['output_underflows']} output underflows, {summary['late_blocks']} late blocks; "

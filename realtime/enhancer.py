@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -126,6 +127,10 @@ class Enhancer:
         """Raw model mask of the most recent frame."""
         self.gain_log: list[np.ndarray] | None = None
         """Set to a list to collect the bin gains of every hop (for plots); None collects nothing."""
+        self.stage_seconds: np.ndarray | None = None
+        """Set to ``np.zeros(3)`` to add up the seconds spent per hop in analysis (framing + STFT),
+        inference (features, model, gains) and synthesis (masking, inverse FFT, overlap-add);
+        None (the default) times nothing."""
         self.hops_processed = 0
         self.model_resets = 0
         """How often the model state was reset because it turned non-finite."""
@@ -207,6 +212,9 @@ class Enhancer:
 
     def _process_hop(self, new_samples: np.ndarray) -> np.ndarray:
         """Analyse, mask and synthesise one hop; returns ``hop`` finished output samples."""
+        timing = self.stage_seconds is not None
+        if timing:
+            started = time.perf_counter()
         hop = self.framing.hop_length
         frame = self._frame
         frame[:-hop] = frame[hop:]
@@ -214,17 +222,25 @@ class Enhancer:
         spectrum = np.fft.rfft(frame * self._analysis)
         self._spectra[self._frame_index % len(self._spectra)] = spectrum
         self._frame_index += 1
+        if timing:
+            analysed = time.perf_counter()
+        gains = None if self.bypass else self._gains(spectrum.real**2 + spectrum.imag**2)
+        if timing:
+            inferred = time.perf_counter()
         # With lookahead, this frame's mask applies to the oldest stored spectrum.
         target = self._spectra[self._frame_index % len(self._spectra)]
-        if not self.bypass:
-            target = target * self._gains(spectrum.real**2 + spectrum.imag**2)
+        if gains is not None:
+            target = target * gains
         if self.gain_log is not None:
-            self.gain_log.append(np.ones(self.framing.n_bins, np.float32) if self.bypass else self.last_gains.copy())
+            self.gain_log.append(np.ones(self.framing.n_bins, np.float32) if gains is None else gains.copy())
         self._ola += np.fft.irfft(target, n=len(frame)) * self._synthesis
         finished = self._ola[:hop].astype(np.float32)
         self._ola[:-hop] = self._ola[hop:]
         self._ola[-hop:] = 0.0
         self.hops_processed += 1
+        if timing:
+            done = time.perf_counter()
+            self.stage_seconds += (analysed - started, inferred - analysed, done - inferred)
         return finished
 
     def _gains(self, power: np.ndarray) -> np.ndarray:

@@ -193,7 +193,7 @@ class LiveProcessor:
         block = np.zeros(self.block_size, dtype=np.float32)
         in_index = 0
         drops_fed = 0
-        enhancer, in_ring, out_ring = self.enhancer, self._in_ring, self._out_ring
+        enhancer, in_ring = self.enhancer, self._in_ring
         poller = select.poll()
         poller.register(self._wake_fd, select.POLLIN)
         try:
@@ -354,7 +354,9 @@ class LiveProcessor:
             "sample_rate": self.sample_rate,
             "block_size": self.block_size,
             "stated_latency_ms": round(1000.0 * self.stated_latency / self.sample_rate, 3),
+            "enhancer_latency_ms": round(1000.0 * self.enhancer.latency / self.sample_rate, 3),
             "handover_ms": round(1000.0 * self.handover_latency / self.sample_rate, 3),
+            "audio_api_latency_ms": round(1000.0 * (self.stream_latency[0] + self.stream_latency[1]), 3),
             "block_time_ms_p50": round(1000.0 * float(np.median(times)), 4) if len(times) else None,
             "block_time_ms_p99": round(1000.0 * float(np.percentile(times, 99)), 4) if len(times) else None,
             "block_period_ms": round(block_ms, 3),

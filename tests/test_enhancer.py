@@ -158,3 +158,14 @@ def test_48khz_model_runs_on_a_16khz_device(reference_model) -> None:
     assert np.max(np.abs(out[latency:] - signal[: len(signal) - latency])) < RECONSTRUCTION_TOLERANCE
     random = Enhancer(reference_model("random", 48000), 16000)
     assert np.isfinite(random.process(signal)).all()
+
+
+def test_stage_timing_adds_up_without_changing_the_output(reference_model) -> None:
+    model = reference_model("random", 16000)
+    rng = np.random.default_rng(3)
+    audio = (0.1 * rng.standard_normal(16000)).astype(np.float32)
+    plain = Enhancer(model, 16000, block_size=160)
+    timed = Enhancer(model, 16000, block_size=160)
+    timed.stage_seconds = np.zeros(3)
+    np.testing.assert_array_equal(plain.process(audio), timed.process(audio))
+    assert (timed.stage_seconds > 0).all() and timed.hops_processed == 100
