@@ -14,6 +14,11 @@
     its residual noise is 20-30 dB down), 5 pairs.
 ``spear-sweep`` - SpEAR's SNR sweeps, not in the default run: ``tips_f16r<N>`` / ``vega_pinkr<N>``
     (``rn<N>``: -N) are one recording with the noise at N dB; the ones not already in ``spear``.
+``clean`` - clean speech alone (input = reference), for how much a system changes speech it should
+    leave alone: the distinct SpEAR clean room recordings of ``spear`` and the clean side of the first
+    :data:`CLEAN_SYNTHETIC` synthetic examples of the 20 dB stratum (held-out talkers, EQ'd / band-limited
+    and levelled as the mixes). Scored like the others, plus the level of word onsets
+    (:func:`benchmarks.metrics.onset_loss_db`).
 ``synthetic`` - a deterministic test set from the corpus **test** split (held-out talkers and
     held-out noise groups; see :mod:`model_export.corpus`) mixed by
     :class:`model_export.augment.Mixer` with every example drawn from its own generator
@@ -58,8 +63,10 @@ QUICK_SECONDS = 5.0
 MAX_ALIGN_LAG = 400
 """Largest lag (samples, 25 ms) searched when checking that a SpEAR pair is aligned."""
 
-SETS = ("spear", "spear-lombard", "spear-sweep", "synthetic")
-DEFAULT_SETS = ("spear", "spear-lombard", "synthetic")
+SETS = ("spear", "spear-lombard", "spear-sweep", "synthetic", "clean")
+DEFAULT_SETS = ("spear", "spear-lombard", "synthetic", "clean")
+CLEAN_SYNTHETIC = 20
+"""Synthetic clean examples in the ``clean`` set (``--quick``: 2)."""
 
 
 class SetUnavailable(RuntimeError):
@@ -227,10 +234,40 @@ def load_set(name: str, *, quick: bool = False, spear_dir: str | Path | None = N
     if name == "spear-sweep":
         pairs = spear_sweep_pairs(spear_dir)
         return [p for p in pairs if p.info["sentence"] == "tips"][::3] if quick else pairs
+    if name == "clean":
+        return clean_pairs(spear_dir, corpus, corpus_cache, quick)
     if name == "synthetic":
         return synthetic_pairs(corpus, per_snr=per_snr or (2 if quick else SYNTHETIC_PER_SNR),
                                seconds=seconds or (QUICK_SECONDS if quick else SYNTHETIC_SECONDS), cache_dir=corpus_cache)
     raise ValueError(f"unknown set {name!r}; choose from {', '.join(SETS)}")
+
+
+def clean_pairs(spear_dir: str | Path | None = None, corpus=None, corpus_cache: str | Path | None = None,
+                quick: bool = False) -> list[Pair]:
+    """The ``clean`` set: clean speech as both input and reference (see the module docstring)."""
+    pairs: list[Pair] = []
+    spear_count = 2 if quick else None
+    try:
+        seen: set[str] = set()
+        for pair in spear_pairs(spear_dir):
+            name = pair.info["clean_file"]
+            if name not in seen:
+                seen.add(name)
+                clean = _read(Path(spear_dir or SPEAR_DIR) / "Noisy_Recordings" / name)
+                pairs.append(Pair("clean", name.removesuffix("_16.wav"), clean, clean, {"source": "spear"}))
+    except SetUnavailable:
+        pass
+    pairs = pairs[:spear_count]
+    try:
+        synthetic = synthetic_pairs(corpus, snrs=(SYNTHETIC_SNRS[-1],), per_snr=2 if quick else CLEAN_SYNTHETIC,
+                                    cache_dir=corpus_cache)
+    except SetUnavailable:
+        synthetic = []
+    for pair in synthetic:
+        pairs.append(Pair("clean", f"synthetic_{pair.id}", pair.clean, pair.clean, {"source": "synthetic"}))
+    if not pairs:
+        raise SetUnavailable("neither SpEAR nor the corpus is available")
+    return pairs
 
 
 def snr_bins(pairs: Sequence[Pair], width: float = 2.5, min_count: int = 3) -> list[tuple[str, float, list[int]]]:
@@ -241,7 +278,9 @@ def snr_bins(pairs: Sequence[Pair], width: float = 2.5, min_count: int = 3) -> l
     merged into the next one (the last into the one before). Each group is
     plotted at its mean estimated SNR.
     """
-    if pairs and all("stratum_snr_db" in p.info for p in pairs):
+    if not pairs or all(p.set == "clean" for p in pairs):
+        return []
+    if all("stratum_snr_db" in p.info for p in pairs):
         values = sorted({p.info["stratum_snr_db"] for p in pairs})
         return [(f"{v:+g} dB", v, [i for i, p in enumerate(pairs) if p.info["stratum_snr_db"] == v]) for v in values]
     groups: dict[int, list[int]] = {}

@@ -169,6 +169,38 @@ def score(reference: np.ndarray, estimate: np.ndarray, rate: int = RATE, *, with
     return out
 
 
+ONSET_FRAME_S = 0.01
+"""Frame for onset detection and onset level."""
+ONSET_ACTIVE_DB = 35.0
+"""A frame is speech when its energy is within this many dB of the loudest frame."""
+ONSET_PAUSE_S = 0.1
+"""An onset follows at least this long without speech."""
+ONSET_WINDOW_S = 0.05
+"""The part of a word measured from its onset."""
+
+
+def onset_loss_db(reference: np.ndarray, estimate: np.ndarray, rate: int = RATE) -> float | None:
+    """Mean level (dB) of ``estimate`` against ``reference`` over the first 50 ms of every word onset.
+
+    An onset is a speech frame of ``reference`` after at least 100 ms without speech; 0 dB is a word
+    start passed untouched, -6 dB one halved. None when the reference has no onset.
+    """
+    reference, estimate = _pair(reference, estimate)
+    frame = int(ONSET_FRAME_S * rate)
+    n = len(reference) // frame
+    if n == 0:
+        return None
+    ref_energy = np.sum(reference[: n * frame].reshape(n, frame).astype(np.float64) ** 2, axis=1)
+    est_energy = np.sum(estimate[: n * frame].reshape(n, frame).astype(np.float64) ** 2, axis=1)
+    active = ref_energy > ref_energy.max() * 10.0 ** (-ONSET_ACTIVE_DB / 10.0)
+    pause, window = round(ONSET_PAUSE_S / ONSET_FRAME_S), round(ONSET_WINDOW_S / ONSET_FRAME_S)
+    losses = []
+    for i in range(pause, n - window):
+        if active[i] and not active[i - pause : i].any():
+            losses.append(10.0 * np.log10((est_energy[i : i + window].sum() + 1e-20) / ref_energy[i : i + window].sum()))
+    return float(np.mean(losses)) if losses else None
+
+
 def estimate_lag(reference: np.ndarray, delayed: np.ndarray, max_lag: int = 4000) -> int:
     """How many samples ``delayed`` lags behind ``reference`` (negative: it leads), within ``max_lag``.
 

@@ -103,6 +103,8 @@ def _score_example(task: tuple) -> list[dict]:
                "residual_lag_band": metrics.band_lag(clean, out),
                "process_seconds": round(elapsed, 4)}
         row.update(metrics.score(clean, out, with_dnsmos=with_dnsmos, metrics=metric_names))
+        if set_name == "clean":
+            row["onset_db"] = metrics.onset_loss_db(clean, out)
         rows.append(row)
     return rows
 
@@ -152,7 +154,7 @@ def summarise(rows: list[dict], set_pairs: dict[str, list[eval_sets.Pair]], syst
             if not sel:
                 continue
             entry = {"n": len(sel)}
-            for key in metrics.METRICS:
+            for key in (*metrics.METRICS, "onset_db"):
                 values = [r.get(key) for r in sel if key in r]
                 entry[key] = _mean(values)
                 entry[f"{key}_n"] = sum(1 for v in values if v is not None and math.isfinite(v))
@@ -195,7 +197,8 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]], markdown: bool) 
 
 
 def quality_table(summary: dict, set_name: str, systems: Sequence[str], info: dict, markdown: bool) -> str:
-    header = ["system"] + [c[1] for c in COLUMNS] + ["lag bb/band", "RTF", "latency ms"]
+    onsets = set_name == "clean"
+    header = ["system"] + [c[1] for c in COLUMNS] + (["onset dB"] if onsets else []) + ["lag bb/band", "RTF", "latency ms"]
     rows = []
     for system in systems:
         entry = summary[set_name]["systems"].get(system)
@@ -205,7 +208,8 @@ def quality_table(summary: dict, set_name: str, systems: Sequence[str], info: di
         lag = f"{entry['residual_lag_median']}/{entry['residual_lag_band_median']}"
         if entry["residual_lag_nonzero"] or entry["residual_lag_band_nonzero"]:
             lag += f" ({entry['residual_lag_nonzero']}/{entry['residual_lag_band_nonzero']}≠0)"
-        rows.append([system] + [_fmt(entry[k], d) for k, _, d in COLUMNS] + [
+        rows.append([system] + [_fmt(entry[k], d) for k, _, d in COLUMNS] + (
+            [_fmt(entry.get("onset_db"), 2)] if onsets else []) + [
             lag, _fmt(sys_info.get("rtf"), 3), _fmt(sys_info.get("algorithmic_latency_ms"), 1)])
     return table(header, rows, markdown)
 
@@ -346,6 +350,13 @@ def make_notes(rows: list[dict], summary: dict, info: dict, systems: Sequence[st
 def _set_description(name: str, entries: list[dict]) -> str:
     """One paragraph on a set, from its ``result["sets"]`` entries (id, seconds and the pair's info)."""
     seconds = sum(e["seconds"] for e in entries)
+    if name == "clean":
+        sources = {src: sum(1 for e in entries if e["source"] == src) for src in sorted({e["source"] for e in entries})}
+        return (f"**clean**: {len(entries)} clean recordings, {seconds:.0f} s ("
+                + ", ".join(f"{n} {src}" for src, n in sources.items())
+                + "), processed alone and scored against themselves: how much a system changes speech it should "
+                "leave alone. *onset dB*: mean level of the output against the input over the first 50 ms of every "
+                "word onset (after 100 ms without speech); 0 dB = onsets untouched.")
     snrs = [e["snr_db"] for e in entries]
     text = f"**{name}**: {len(entries)} pair{'s' if len(entries) != 1 else ''}, {seconds:.0f} s of audio, SNR " \
            f"{min(snrs):.1f} to {max(snrs):.1f} dB (mean {np.mean(snrs):.1f})"

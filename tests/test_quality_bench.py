@@ -43,6 +43,22 @@ def test_lag_estimator_finds_a_known_shift(shift: int) -> None:
     assert metrics.estimate_lag(clean, np.roll(clean, shift), max_lag=1000) == shift
 
 
+def test_onset_level_sees_cut_word_starts() -> None:
+    _, clean = peers.test_signal(4.0)
+    assert metrics.onset_loss_db(clean, clean) == 0.0
+    assert metrics.onset_loss_db(clean, 0.5 * clean) == pytest.approx(-6.02, abs=0.01)
+    # "Words" of 300 ms after 300 ms pauses; a slow gate that mutes the first 25 ms of each word
+    # removes half of the 50 ms measured from every onset: -3 dB.
+    rng = np.random.default_rng(0)
+    words = np.zeros(16000 * 3)
+    gated = words.copy()
+    for start in range(4800, len(words) - 4800, 9600):
+        words[start : start + 4800] = 0.1 * rng.standard_normal(4800)
+        gated[start + 400 : start + 4800] = words[start + 400 : start + 4800]
+    assert metrics.onset_loss_db(words, gated) == pytest.approx(-3.0, abs=0.2)
+    assert metrics.onset_loss_db(np.zeros(1600), np.zeros(1600)) is None
+
+
 def test_snr_and_intrusive_metrics_behave() -> None:
     noisy, clean = peers.test_signal(3.0, snr_db=5.0)
     assert abs(metrics.snr_db(clean, noisy) - 5.0) < 0.2
@@ -206,14 +222,16 @@ def test_quality_benchmark_runs_end_to_end(tmp_path: Path) -> None:
     cache, _ = _fake_corpus(tmp_path)
     out = tmp_path / "results"
     systems = "noisy,webrtc-ns" if importlib.util.find_spec("webrtc_noise_gain") else "noisy"
-    code = quality.main(["--systems", systems, "--sets", "synthetic", "--quick", "--per-snr", "1", "--seconds", "1.5",
+    code = quality.main(["--systems", systems, "--sets", "synthetic,clean", "--quick", "--per-snr", "1", "--seconds", "1.5",
                          "--corpus-cache", str(cache), "--jobs", "1", "--no-dnsmos", "--out", str(out)])
     assert code == 0
     result = json.loads((out / "quality.json").read_text())
     assert result["systems_run"] == systems.split(",")
     summary = result["summary"]["synthetic"]["systems"]
     assert summary["noisy"]["n"] == 6 and summary["noisy"]["residual_lag_max_abs"] == 0
-    assert len(result["rows"]) == 6 * len(systems.split(","))
+    clean = result["summary"]["clean"]["systems"]["noisy"]
+    assert clean["si_sdr"] > 60 and clean["onset_db"] == 0.0  # untouched speech scores as untouched
+    assert len(result["rows"]) == (6 + clean["n"]) * len(systems.split(","))
     text = (out / "quality.md").read_text()
     assert "## Results" in text and "| noisy |" in text
     if importlib.util.find_spec("matplotlib"):
