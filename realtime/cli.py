@@ -21,6 +21,8 @@ log = logging.getLogger("quietmic")
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
+EXIT_NOT_RUNNING = 3
+"""``quietmic status`` when nothing runs (as ``systemctl status`` for a stopped unit)."""
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -28,6 +30,40 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", metavar="FILE", help="model file (.tflite); default: the installed model")
     parser.add_argument("--atten-lim-db", type=float, metavar="DB", help="most attenuation in dB (0 = none)")
     parser.add_argument("--block-size", type=int, metavar="N", help="samples per block (default: the model's hop)")
+
+
+SERVICE_FLAGS = {
+    "config": "--config", "model": "--model", "atten_lim_db": "--atten-lim-db", "block_size": "--block-size",
+    "input_device": "--input-device", "output_device": "--output-device", "input_channel": "--input-channel",
+    "sample_rate": "--sample-rate", "backend": "--backend",
+}
+"""Options of ``serve`` that ``start`` passes on (plus ``--bypass``)."""
+SETTABLE = ("atten_lim_db", "bypass", "input_device", "output_device", "input_channel", "model", "block_size",
+            "sample_rate")
+
+
+def _add_service_options(parser: argparse.ArgumentParser) -> None:
+    _add_common(parser)
+    parser.add_argument("--input-device", metavar="X",
+                        help="microphone: PulseAudio/PipeWire source name part, else device index or name part")
+    parser.add_argument("--output-device", metavar="Y", help="output device when there is no virtual microphone")
+    parser.add_argument("--input-channel", type=int, metavar="N", help="input channel carrying the mic (0 = first)")
+    parser.add_argument("--sample-rate", type=int, metavar="HZ", help="stream rate (default: 48000 on PulseAudio)")
+    parser.add_argument("--bypass", action="store_true", default=None, help="pass audio through without denoising")
+    parser.add_argument("--backend", choices=("auto", "pulse", "jack", "none"), default="auto",
+                        help="virtual microphone: PulseAudio/PipeWire, JACK ports, or none (default: auto)")
+
+
+def _service_options(args: argparse.Namespace) -> list[str]:
+    """``args``'s service options as command-line flags again (for the detached process)."""
+    options: list[str] = []
+    for key, flag in SERVICE_FLAGS.items():
+        value = getattr(args, key, None)
+        if value is not None and not (key == "backend" and value == "auto"):
+            options += [flag, str(Path(value).resolve()) if key in ("config", "model") else str(value)]
+    if getattr(args, "bypass", None):
+        options.append("--bypass")
+    return options
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,6 +90,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     commands.add_parser("devices", help="list audio devices")
+
+    serve = commands.add_parser("serve", help="the background service in the foreground (what systemd runs)")
+    _add_service_options(serve)
+    start = commands.add_parser("start", help="start denoising in the background, with the 'quietmic' virtual mic")
+    _add_service_options(start)
+    commands.add_parser("stop", help="stop the background process (and remove the virtual microphone)")
+    restart = commands.add_parser("restart", help="stop and start the background process")
+    _add_service_options(restart)
+    status = commands.add_parser("status", help="state, input, model, latency, CPU use, xruns, uptime")
+    status.add_argument("--json", action="store_true", help="print JSON")
+    set_ = commands.add_parser("set", help="change a setting of the running process (no restart)")
+    set_.add_argument("key", choices=SETTABLE, help="the setting")
+    set_.add_argument("value", help="its value (YAML: 20, true, null, a device name or model path)")
+    autostart = commands.add_parser("autostart", help="start quietmic with your desktop session (systemd user unit)")
+    autostart.add_argument("action", choices=("enable", "disable"))
 
     enhance = commands.add_parser("enhance", help="denoise a WAV file")
     enhance.add_argument("input", help="input WAV file")
@@ -196,6 +247,120 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from realtime import paths
+    from realtime.control import ControlServer
+    from realtime.service import CARRY_ENV, PidFile, RestartRequired, Service
+
+    settings = _settings(args)
+    carried = json.loads(os.environ.pop(CARRY_ENV, "null"))
+    pid_file = PidFile(paths.pid_file())
+    restart = None
+    try:
+        service = Service(settings, backend=args.backend, carried=carried)
+
+        def request_stop(signum: int, _frame: Any) -> None:
+            log.info("stopping (%s)", signal.Signals(signum).name)
+            service.request_stop()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, request_stop)
+        server = ControlServer(paths.socket_path(), service.handle)
+        log.info("quietmic %s serving (pid %d); control socket %s", __version__, os.getpid(), server.path)
+        try:
+            service.run()
+        except RestartRequired as exc:
+            restart = service.carry_over()
+            log.warning("the JACK stream died (%s): restarting this process to reconnect", exc)
+        finally:
+            server.close()
+    finally:
+        pid_file.release()
+    if restart is not None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.environ[CARRY_ENV] = json.dumps(restart)
+        argv = [sys.executable, "-m", "realtime", "serve", *_service_options(args)]
+        if "--backend" not in argv:
+            argv += ["--backend", "jack"]
+        os.execv(sys.executable, argv)
+    log.info("stopped")
+    return 0
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    from realtime import background
+
+    _settings(args)  # a bad config or option is reported here, not in the log
+    status = background.start(_service_options(args))
+    print(f"quietmic started (pid {status['pid']}): {status['state']}"
+          + (f", {status['virtual_microphone']}" if status.get("virtual_microphone") else "")
+          + "; 'quietmic status' shows more, 'quietmic stop' stops it")
+    return 0
+
+
+def cmd_stop(_args: argparse.Namespace) -> int:
+    from realtime import background
+
+    pid = background.stop()
+    print("quietmic was not running" if pid is None else f"quietmic stopped (pid {pid})")
+    return 0
+
+
+def cmd_restart(args: argparse.Namespace) -> int:
+    cmd_stop(args)
+    return cmd_start(args)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from realtime import background
+
+    status = background.status()
+    if args.json:
+        print(json.dumps(status, indent=2))
+    else:
+        print(format_status(status))
+    return 0 if status["state"] != "stopped" else EXIT_NOT_RUNNING
+
+
+def format_status(status: dict[str, Any]) -> str:
+    """``quietmic status`` as lines of ``key  value``."""
+    if "uptime_seconds" not in status:
+        return f"state          {status['state']}" + (f"\nlog            {status['log']}" if "log" in status else "")
+    model = status["model"]
+    rows = [
+        ("state", status["state"] + (f" ({status['detail']})" if status.get("detail") else "")),
+        ("pid", status["pid"]),
+        ("uptime", f"{status['uptime_seconds']:.0f} s"),
+        ("virtual mic", status.get("virtual_microphone") or "none (playing to the output device)"),
+        ("input", status.get("input") or "default"),
+        ("model", f"{model['name']} ({model['quantization']}) {model['path']}"),
+        ("rate / block", f"{status['sample_rate']} Hz / {status['block_size']} samples"),
+        ("latency", "-" if status["latency_ms"] is None else f"{status['latency_ms']:.1f} ms"),
+        ("denoising", "bypassed" if status["bypass"] else
+         f"on, attenuation limit {'none' if status['atten_lim_db'] is None else str(status['atten_lim_db']) + ' dB'}"),
+        ("cpu", f"{status['cpu_percent']:.1f} % now, {status['cpu_percent_average']:.1f} % average"),
+        ("xruns", f"{status['xruns']} " + json.dumps(status["counters"])),
+        ("reconnects", f"{status['reconnects']} (input lost {status['lost_streams']} times)"),
+    ]
+    return "\n".join(f"{key:<14} {value}" for key, value in rows)
+
+
+def cmd_set(args: argparse.Namespace) -> int:
+    from realtime import background
+
+    changed = background.set_value(args.key, args.value)
+    print("; ".join(f"{k} = {v}" for k, v in changed.items()))
+    return 0
+
+
+def cmd_autostart(args: argparse.Namespace) -> int:
+    from realtime import autostart
+
+    print(autostart.enable() if args.action == "enable" else autostart.disable())
+    return 0
+
+
 def cmd_enhance(args: argparse.Namespace) -> int:
     from realtime.file_mode import enhance_file
 
@@ -279,7 +444,11 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "devices": cmd_devices, "enhance": cmd_enhance, "info": cmd_info, "config": cmd_config}
+COMMANDS = {
+    "run": cmd_run, "devices": cmd_devices, "enhance": cmd_enhance, "info": cmd_info, "config": cmd_config,
+    "serve": cmd_serve, "start": cmd_start, "stop": cmd_stop, "restart": cmd_restart, "status": cmd_status,
+    "set": cmd_set, "autostart": cmd_autostart,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

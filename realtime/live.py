@@ -282,7 +282,7 @@ class LiveProcessor:
                 samplerate=self.sample_rate,
                 blocksize=self.block_size,
                 device=(in_info["index"], out_info["index"]),
-                channels=(in_channels, min(out_channels, 2)),
+                channels=(self.input_channel + 1, min(out_channels, 2)),
                 dtype="float32",
                 latency="low",
                 callback=self._callback,
@@ -311,11 +311,28 @@ class LiveProcessor:
         while not stop.is_set() and not self._stop.is_set():
             stop.wait(WORKER_POLL_SECONDS)
 
+    @property
+    def streaming(self) -> bool:
+        """Whether the stream is running and the worker has not failed."""
+        import sounddevice as sd
+
+        if self._stream is None or self._stop.is_set():
+            return False
+        try:
+            return bool(self._stream.active)
+        except sd.PortAudioError:
+            return False
+
     def stop(self) -> None:
-        """Stop the stream and the worker; safe to call twice."""
+        """Stop the stream and the worker; safe to call twice, and after the device has gone."""
+        import sounddevice as sd
+
         if self._stream is not None:
-            self._stream.stop()
-            self._stream.close()
+            try:
+                self._stream.stop()
+                self._stream.close()
+            except sd.PortAudioError as exc:  # the device or the server went away
+                log.info("closing the stream: %s", exc)
             self._stream = None
         self._stop.set()
         if self._worker is not None:

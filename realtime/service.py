@@ -1,0 +1,422 @@
+"""The background service: live denoising into the virtual microphone, supervised and controllable.
+
+``quietmic serve`` runs it in the foreground (systemd runs that); ``quietmic
+start`` runs it detached (:mod:`realtime.background`). The service
+
+* creates the virtual microphone (:mod:`realtime.virtual_mic`) and streams the
+  real microphone through the :class:`~realtime.enhancer.Enhancer` into it;
+* supervises the stream: when the input device or the audio server goes away
+  (unplug, suspend, server restart) it says so in its status and log, keeps
+  running, and reopens the stream as soon as it can (retrying every
+  :data:`RETRY_SECONDS`); on PulseAudio/PipeWire it follows a change of the
+  default microphone;
+* answers the control socket (:mod:`realtime.control`): ``status``, ``set`` (the
+  attenuation limit and bypass take effect at once; the input device, model,
+  block size and rate reopen the stream), ``stop``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import resource
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from realtime import virtual_mic
+from realtime.config import Settings, validate_value
+from realtime.default_model import resolve_model_path
+from realtime.enhancer import Enhancer, framing_at_rate
+from realtime.errors import DeviceError, QuietmicError
+from realtime.live import LiveProcessor
+from realtime.model import MaskModel
+
+log = logging.getLogger(__name__)
+
+SUPERVISE_SECONDS = 0.1
+"""How often the main loop looks at the stream."""
+RETRY_SECONDS = 0.5
+"""Pause between attempts to reopen a lost stream."""
+STALL_SECONDS = 1.0
+"""A stream whose callback has not run for this long is dead (a vanished server does not always say so)."""
+FIRST_CALLBACK_SECONDS = 3.0
+"""A new stream may take this long to call back the first time (servers prebuffer)."""
+DEFAULT_SOURCE_POLL_SECONDS = 1.0
+PULSE_RATE = 48000
+"""Stream rate on PulseAudio/PipeWire (the server resamples anything else)."""
+PULSE_DEVICE = "pulse"
+"""PortAudio's (ALSA plugin) device that talks to PulseAudio/PipeWire."""
+LIVE_SETTINGS = ("atten_lim_db", "bypass")
+"""Settings applied to the running enhancer without reopening the stream."""
+STREAM_SETTINGS = ("input_device", "output_device", "input_channel", "model", "block_size", "sample_rate")
+"""Settings that reopen the stream."""
+
+
+class AlreadyRunning(QuietmicError):
+    """Another quietmic service holds the pid file."""
+
+
+class RestartRequired(Exception):
+    """The JACK stream died (the server went away, or dropped quietmic's client). PortAudio's JACK
+    backend hangs closing such a stream or re-initialising, so the service process restarts itself
+    (same pid, state carried over) and reconnects when the server is back."""
+
+
+CARRY_ENV = "QUIETMIC_SERVICE_CARRY"
+"""Environment variable that carries the service's counters across such a restart."""
+
+
+class PidFile:
+    """An exclusively locked pid file: held for the service's life, so a second one cannot start."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = os.read(self._fd, 32).decode(errors="replace").strip()
+            os.close(self._fd)
+            raise AlreadyRunning(f"quietmic is already running (pid {other or '?'}); 'quietmic stop' stops it") from None
+        os.ftruncate(self._fd, 0)
+        os.write(self._fd, f"{os.getpid()}\n".encode())
+
+    def release(self) -> None:
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+        os.close(self._fd)
+
+
+def running_pid(path: Path) -> int | None:
+    """The pid of the service holding ``path``, or None if none does."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.read(fd, 32).decode(errors="replace").strip()
+            return int(text) if text.isdigit() else None
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class StreamState:
+    """What the service is doing, for ``status``."""
+
+    state: str = "starting"
+    detail: str = ""
+    since: float = 0.0
+
+
+def parse_setting(key: str, text: str) -> Any:
+    """A ``quietmic set KEY VALUE`` value (YAML syntax: ``12``, ``true``, ``null``), validated.
+
+    A model is a path (``default`` or ``null``: the installed model).
+    """
+    if key == "model":
+        value = None if text.strip().lower() in ("", "null", "default") else text
+    else:
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+    return validate_value(key, value, f"quietmic set {key}")
+
+
+class Service:
+    """Live denoising into the virtual microphone until :meth:`request_stop`.
+
+    Args:
+        settings: the effective settings (config file + command line).
+        backend: ``auto``, ``pulse``, ``jack`` or ``none`` (play to the output device, no virtual mic).
+    """
+
+    def __init__(self, settings: Settings, backend: str = "auto", carried: dict[str, Any] | None = None) -> None:
+        self.settings = settings
+        self.backend_choice = backend
+        self.virtual_mic: virtual_mic.PulseVirtualMic | virtual_mic.JackPorts | None = None
+        self.processor: LiveProcessor | None = None
+        self.model_path = resolve_model_path(settings.model)
+        self.model = MaskModel(self.model_path)
+        self.stream = StreamState(since=time.monotonic())
+        self.started_at = time.monotonic()
+        self.reconnects = 0
+        self.lost_streams = 0
+        self._past_counters: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._reopen = threading.Event()
+        self._lock = threading.Lock()
+        self._input_source: str | None = None
+        self._last_default_check = 0.0
+        self._cpu_mark = (time.monotonic(), _cpu_seconds())
+        self._cpu_percent = 0.0
+        self._stream_dead = False
+        if carried:
+            self.started_at = time.monotonic() - float(carried.get("uptime_seconds", 0.0))
+            self.reconnects = int(carried.get("reconnects", 0))
+            self.lost_streams = int(carried.get("lost_streams", 0))
+            self._past_counters = {k: int(v) for k, v in carried.get("counters", {}).items()}
+            self._set_state(str(carried.get("state", "reconnecting")), str(carried.get("detail", "")))
+            self.stream.since = time.monotonic() - float(carried.get("state_seconds", 0.0))
+
+    def carry_over(self) -> dict[str, Any]:
+        """What a restarted service process needs to go on counting (see :class:`RestartRequired`)."""
+        status = self.status()
+        return {key: status[key] for key in ("uptime_seconds", "reconnects", "lost_streams", "counters", "state",
+                                             "detail", "state_seconds")}
+
+    # --- control -----------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def handle(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Answer one control request (runs in the control thread)."""
+        command = message.get("command")
+        if command == "ping":
+            return {"ok": True}
+        if command == "status":
+            return {"ok": True, "status": self.status()}
+        if command == "stop":
+            self.request_stop()
+            return {"ok": True}
+        if command == "set":
+            key, value = message.get("key"), message.get("value")
+            if not isinstance(key, str) or not isinstance(value, str):
+                raise QuietmicError("set needs a key and a value, e.g. 'quietmic set atten_lim_db 20'")
+            return {"ok": True, "changed": self.set(key, parse_setting(key, value))}
+        raise QuietmicError(f"unknown command {command!r}; the commands are status, set and stop")
+
+    def set(self, key: str, value: Any) -> dict[str, Any]:
+        """Change one setting while running; returns ``{key: value}``."""
+        if key not in LIVE_SETTINGS + STREAM_SETTINGS:
+            raise QuietmicError(f"{key} cannot be changed while running; change it in the config and restart")
+        if key == "model":
+            path = resolve_model_path(value)
+            model = MaskModel(path)  # load (and validate) before anything changes
+            framing_at_rate(model.metadata, self._rate())
+            with self._lock:
+                self.model, self.model_path = model, path
+        with self._lock:
+            self.settings = replace(self.settings, **{key: value})
+            processor = self.processor
+        if key in LIVE_SETTINGS:
+            if processor is not None:
+                setattr(processor.enhancer, key, value)
+        else:
+            self._reopen.set()
+        log.info("set %s = %r", key, value)
+        return {key: value}
+
+    def status(self) -> dict[str, Any]:
+        """State, devices, model, latency, CPU use, glitches and uptime."""
+        with self._lock:
+            processor = self.processor
+            settings = self.settings
+        now = time.monotonic()
+        counters = dict(self._past_counters)
+        latency_ms = None
+        if processor is not None:
+            summary = processor.summary()
+            for key in ("input_overflows", "output_underflows", "late_blocks"):
+                counters[key] = counters.get(key, 0) + int(summary[key])
+            latency_ms = summary["stated_latency_ms"]
+        return {
+            "state": self.stream.state,
+            "detail": self.stream.detail,
+            "state_seconds": round(now - self.stream.since, 1),
+            "pid": os.getpid(),
+            "uptime_seconds": round(now - self.started_at, 1),
+            "virtual_microphone": self.virtual_mic.describe() if self.virtual_mic else None,
+            "input": self._input_source if self._pulse() else settings.input_device,
+            "model": {"path": str(self.model_path), "name": self.model.metadata.name,
+                      "quantization": self.model.metadata.quantization},
+            "sample_rate": processor.sample_rate if processor else None,
+            "block_size": processor.block_size if processor else None,
+            "latency_ms": latency_ms,
+            "atten_lim_db": settings.atten_lim_db,
+            "bypass": settings.bypass,
+            "cpu_percent": round(self._cpu_percent, 2),
+            "cpu_percent_average": round(100.0 * _cpu_seconds() / max(now - self.started_at, 1e-9), 2),
+            "xruns": sum(counters.values()),
+            "counters": counters,
+            "lost_streams": self.lost_streams,
+            "reconnects": self.reconnects,
+        }
+
+    # --- the main loop -----------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Stream until :meth:`request_stop`; never gives up on a lost device."""
+        self.virtual_mic = virtual_mic.detect(self.backend_choice)
+        if self.virtual_mic is not None:
+            self.virtual_mic.create()
+        else:
+            log.info("no PulseAudio/PipeWire or JACK server: playing to the output device, no virtual microphone")
+        try:
+            self._loop()
+        finally:
+            self._close_stream()
+            if self.virtual_mic is not None:
+                self.virtual_mic.remove()
+            if not self._stream_dead:
+                self._set_state("stopped")
+
+    def _loop(self) -> None:
+        callbacks, last_progress = -1, time.monotonic()
+        while not self._stop.is_set():
+            now = time.monotonic()
+            self._measure_cpu(now)
+            if self.processor is None:
+                if self._open_stream():
+                    callbacks, last_progress = -1, time.monotonic()
+                else:
+                    self._stop.wait(RETRY_SECONDS)
+                continue
+            if self._reopen.is_set():
+                self._reopen.clear()
+                self._close_stream()
+                continue
+            seen = self.processor.counters.callbacks
+            if seen != callbacks:
+                callbacks, last_progress = seen, now
+            patience = STALL_SECONDS if seen > 0 else FIRST_CALLBACK_SECONDS
+            if not self.processor.streaming or now - last_progress > patience:
+                why = "the stream stopped" if not self.processor.streaming else "the audio callback stopped running"
+                log.warning("input lost: %s (device unplugged, suspended, or the audio server went away)", why)
+                self.lost_streams += 1
+                self._set_state("reconnecting", why)
+                if isinstance(self.virtual_mic, virtual_mic.JackPorts):  # server gone, or it dropped our client
+                    self._stream_dead = True
+                    raise RestartRequired(why)
+                self._close_stream()
+                continue
+            if self._pulse() and now - self._last_default_check > DEFAULT_SOURCE_POLL_SECONDS:
+                self._last_default_check = now
+                wanted = self._choose_source()
+                if wanted is not None and wanted != self._input_source:
+                    log.info("the default microphone changed to %s: following it", wanted)
+                    self._close_stream()
+                    continue
+            self._stop.wait(SUPERVISE_SECONDS)
+
+    def _pulse(self) -> bool:
+        return isinstance(self.virtual_mic, virtual_mic.PulseVirtualMic)
+
+    def _rate(self) -> int:
+        if self.settings.sample_rate:
+            return self.settings.sample_rate
+        if self._pulse():
+            return PULSE_RATE
+        import sounddevice as sd
+
+        return int(sd.query_devices(self.settings.input_device, "input")["default_samplerate"])
+
+    def _choose_source(self) -> str | None:
+        """The PulseAudio source to record: the configured one, else the default unless it is quietmic's own."""
+        names = virtual_mic.sources()
+        wanted = self.settings.input_device
+        if wanted is not None:
+            matches = [n for n in names if str(wanted) in n and n != virtual_mic.SOURCE_NAME]
+            return matches[0] if matches else None
+        default = virtual_mic.default_source()
+        ours = (virtual_mic.SOURCE_NAME, f"{virtual_mic.SINK_NAME}.monitor")
+        if default and default not in ours:
+            return default
+        if self._input_source in names:  # quietmic itself became the default: keep the real microphone
+            return self._input_source
+        real = [n for n in names if n not in ours and not n.endswith(".monitor")]
+        return real[0] if real else None
+
+    def _open_stream(self) -> bool:
+        """Try to open the stream once; False (and the reason in the status) if it cannot yet."""
+        import sounddevice as sd
+
+        try:
+            sd._terminate()  # re-scan: a device or server may have come (back)
+            sd._initialize()
+            if self.virtual_mic is not None and not self.virtual_mic.exists():
+                self.virtual_mic.create()  # a restarted server forgot it
+            with self._lock:
+                settings, model = self.settings, self.model
+            input_device, output_device = settings.input_device, settings.output_device
+            if isinstance(self.virtual_mic, virtual_mic.JackPorts):
+                jack = virtual_mic.jack_device()
+                if jack is None:
+                    raise DeviceError("the JACK server is not running")
+                input_device = jack if input_device is None else input_device
+                output_device = jack  # the virtual microphone is quietmic's own JACK output ports
+            elif self._pulse():
+                source = self._choose_source()
+                if source is None:
+                    raise DeviceError("no microphone (PulseAudio source) found")
+                virtual_mic.apply_environment(self.virtual_mic.playback_environment(source))
+                sd._terminate()
+                sd._initialize()
+                input_device = output_device = PULSE_DEVICE
+                self._input_source = source
+            rate = self._rate()
+            block = settings.block_size or framing_at_rate(model.metadata, rate).hop_length
+            model.reset()
+            enhancer = Enhancer(model, rate, block_size=block, atten_lim_db=settings.atten_lim_db, bypass=settings.bypass)
+            processor = LiveProcessor(enhancer, block, input_device=input_device, output_device=output_device,
+                                      input_channel=settings.input_channel)
+            processor.start()
+        except (QuietmicError, sd.PortAudioError, ValueError) as exc:
+            self._set_state("waiting for the input device", str(exc))
+            return False
+        with self._lock:
+            self.processor = processor
+        if self.lost_streams > self.reconnects:
+            self.reconnects += 1
+            log.info("input back after %.1f s", time.monotonic() - self.stream.since)
+        self._set_state("running", f"{self._input_source or input_device or 'default input'} at {rate} Hz")
+        return True
+
+    def _close_stream(self) -> None:
+        with self._lock:
+            processor, self.processor = self.processor, None
+        if processor is None:
+            return
+        summary = processor.summary()
+        for key in ("input_overflows", "output_underflows", "late_blocks"):
+            self._past_counters[key] = self._past_counters.get(key, 0) + int(summary[key])
+        if self._stream_dead:
+            return  # PortAudio would hang closing it; the process restarts instead
+        try:
+            processor.stop()
+        except DeviceError as exc:
+            log.warning("%s", exc)
+
+    def _set_state(self, state: str, detail: str = "") -> None:
+        if (state, detail) != (self.stream.state, self.stream.detail):
+            if state != self.stream.state:
+                self.stream.since = time.monotonic()
+            self.stream.state, self.stream.detail = state, detail
+            log.info("state: %s%s", state, f" ({detail})" if detail else "")
+
+    def _measure_cpu(self, now: float) -> None:
+        mark_time, mark_cpu = self._cpu_mark
+        if now - mark_time >= 2.0:
+            cpu = _cpu_seconds()
+            self._cpu_percent = 100.0 * (cpu - mark_cpu) / (now - mark_time)
+            self._cpu_mark = (now, cpu)
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime

@@ -1,0 +1,222 @@
+"""The "quietmic" virtual microphone that other programs record from.
+
+PulseAudio and PipeWire (through pipewire-pulse) get the same setup, made with
+``pactl``: a null sink ``quietmic_output`` that quietmic plays the clean voice
+into, and a remapped source ``quietmic`` (description "quietmic") of that sink's
+monitor. Programs list the source as an ordinary microphone, even ones that hide
+monitor sources, and see it appear and disappear while they run (no restart).
+Both modules are unloaded on stop; modules left by a process that was killed are
+found by their names and removed before new ones are made.
+
+On a plain JACK server there is nothing to create: quietmic's JACK client
+(named ``quietmic``) has output ports that other JACK clients connect to.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+
+from realtime.errors import DeviceError
+
+log = logging.getLogger(__name__)
+
+SINK_NAME = "quietmic_output"
+SOURCE_NAME = "quietmic"
+SOURCE_DESCRIPTION = "quietmic"
+SINK_DESCRIPTION = "quietmic-output"
+PACTL_TIMEOUT_SECONDS = 5.0
+
+
+def _pactl(*args: str) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(["pactl", *args], capture_output=True, text=True, timeout=PACTL_TIMEOUT_SECONDS)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return subprocess.CompletedProcess(["pactl", *args], 1, "", str(exc))
+
+
+def pulse_available() -> bool:
+    """Whether a PulseAudio-compatible server (PulseAudio, or PipeWire's pipewire-pulse) answers."""
+    return shutil.which("pactl") is not None and _pactl("info").returncode == 0
+
+
+def pulse_server_name() -> str:
+    """E.g. "pulseaudio" or "PulseAudio (on PipeWire 0.3.65)"."""
+    for line in _pactl("info").stdout.splitlines():
+        if line.startswith("Server Name:"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+def default_source() -> str | None:
+    """The server's default source (microphone) name, or None."""
+    result = _pactl("get-default-source")
+    if result.returncode == 0 and result.stdout.strip():
+        return result.stdout.strip()
+    for line in _pactl("info").stdout.splitlines():  # pactl < 15 has no get-default-source
+        if line.startswith("Default Source:"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def sources() -> list[str]:
+    """Names of the server's sources."""
+    return [line.split("\t")[1] for line in _pactl("list", "short", "sources").stdout.splitlines() if "\t" in line]
+
+
+def _our_modules() -> list[str]:
+    """Indices of loaded modules that belong to a quietmic virtual microphone."""
+    ids = []
+    for line in _pactl("list", "short", "modules").stdout.splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 3 and (f"sink_name={SINK_NAME}" in parts[2] or f"source_name={SOURCE_NAME} " in parts[2] + " "):
+            ids.append(parts[0])
+    return ids
+
+
+@dataclass
+class PulseVirtualMic:
+    """The null sink + remapped source pair on a PulseAudio-compatible server."""
+
+    modules: list[str] = field(default_factory=list)
+
+    kind = "pulse"
+
+    def create(self) -> None:
+        """Make the sink and the source (removing stale ones first); raises :class:`DeviceError`."""
+        self.remove_stale()
+        sink = _pactl(
+            "load-module", "module-null-sink", f"sink_name={SINK_NAME}",
+            f"sink_properties=device.description={SINK_DESCRIPTION}",
+        )
+        if sink.returncode != 0:
+            raise DeviceError(f"cannot create the quietmic output sink: {sink.stderr.strip() or sink.stdout.strip()}")
+        self.modules.append(sink.stdout.strip())
+        source = _pactl(
+            "load-module", "module-remap-source", f"master={SINK_NAME}.monitor", f"source_name={SOURCE_NAME}",
+            f"source_properties=device.description={SOURCE_DESCRIPTION}",
+        )
+        if source.returncode != 0:
+            self.remove()
+            raise DeviceError(f"cannot create the quietmic source: {source.stderr.strip() or source.stdout.strip()}")
+        self.modules.append(source.stdout.strip())
+        log.info("virtual microphone %r ready on %s (modules %s)", SOURCE_NAME, pulse_server_name(), self.modules)
+
+    def remove(self) -> None:
+        """Unload the modules this object loaded (newest first)."""
+        for module in reversed(self.modules):
+            _pactl("unload-module", module)
+        self.modules.clear()
+
+    def remove_stale(self) -> None:
+        """Unload quietmic modules left by a process that did not stop cleanly."""
+        for module in reversed(_our_modules()):
+            log.info("removing a stale quietmic module %s", module)
+            _pactl("unload-module", module)
+
+    def exists(self) -> bool:
+        """Whether the source is there (a restarted server has forgotten it)."""
+        return SOURCE_NAME in sources()
+
+    def playback_environment(self, input_source: str | None) -> dict[str, str]:
+        """Environment for opening quietmic's stream: play into the sink, record ``input_source``."""
+        env = {"PULSE_SINK": SINK_NAME}
+        if input_source:
+            env["PULSE_SOURCE"] = input_source
+        return env
+
+    def describe(self) -> str:
+        return f"PulseAudio source {SOURCE_NAME!r} ({pulse_server_name()})"
+
+
+@dataclass
+class JackPorts:
+    """On plain JACK the virtual microphone is quietmic's own client's output ports."""
+
+    kind = "jack"
+
+    def create(self) -> None:
+        """Name quietmic's JACK client; PortAudio re-initialises to use the name."""
+        import sounddevice as sd
+
+        if set_jack_client_name(SOURCE_NAME):
+            sd._terminate()
+            sd._initialize()
+
+    def remove(self) -> None:
+        pass
+
+    def remove_stale(self) -> None:
+        pass
+
+    def exists(self) -> bool:
+        return True
+
+    def describe(self) -> str:
+        return f"JACK ports {SOURCE_NAME}:out_0 / out_1"
+
+
+def jack_device() -> int | None:
+    """PortAudio's JACK device (index), or None when PortAudio reaches no JACK server."""
+    import sounddevice as sd
+
+    for api in sd.query_hostapis():
+        if "JACK" in api["name"] and api["devices"]:
+            return int(api["default_input_device"] if api["default_input_device"] >= 0 else api["devices"][0])
+    return None
+
+
+def jack_available() -> bool:
+    """Whether PortAudio reaches a JACK server."""
+    return jack_device() is not None
+
+
+def set_jack_client_name(name: str) -> bool:
+    """Name PortAudio's JACK client (before PortAudio initialises); False if this PortAudio cannot."""
+    import ctypes
+
+    import sounddevice as sd
+
+    try:
+        library = ctypes.CDLL(sd._libname)
+        set_name = library.PaJack_SetClientName
+    except (OSError, AttributeError):
+        return False
+    set_name.argtypes = [ctypes.c_char_p]
+    # PortAudio keeps the pointer: keep the bytes alive for the process's life.
+    global _JACK_CLIENT_NAME
+    _JACK_CLIENT_NAME = name.encode()
+    return set_name(_JACK_CLIENT_NAME) == 0
+
+
+_JACK_CLIENT_NAME: bytes | None = None
+
+
+def detect(prefer: str = "auto") -> PulseVirtualMic | JackPorts | None:
+    """The virtual-microphone backend: ``auto`` tries PulseAudio/PipeWire, then JACK; ``none``: None."""
+    if prefer not in ("auto", "pulse", "jack", "none"):
+        raise DeviceError(f"unknown virtual microphone backend {prefer!r}; use auto, pulse, jack or none")
+    if prefer == "pulse":
+        if not pulse_available():
+            raise DeviceError("no PulseAudio or PipeWire (pipewire-pulse) server answers 'pactl info'")
+        return PulseVirtualMic()
+    if prefer == "jack":
+        return JackPorts()  # also while the server is down: the service waits for it
+    if prefer == "auto":
+        if pulse_available():
+            return PulseVirtualMic()
+        if jack_available():
+            return JackPorts()
+    return None
+
+
+def apply_environment(env: dict[str, str]) -> None:
+    """Set (or clear) the PULSE_* variables libpulse reads when a stream is opened."""
+    for key in ("PULSE_SINK", "PULSE_SOURCE"):
+        if key in env:
+            os.environ[key] = env[key]
+        else:
+            os.environ.pop(key, None)
