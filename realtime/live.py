@@ -30,7 +30,7 @@ import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
@@ -108,6 +108,11 @@ class LiveProcessor:
         input_channel: which input channel is the microphone; the output is mono,
             copied to every output channel.
         tap: optional observer of the worker's blocks (used by latency probes).
+        latency: the stream's suggested latency (seconds, or PortAudio's "low"/"high").
+        stream_factory: makes the stream instead of ``sounddevice.Stream`` (e.g.
+            :class:`realtime.pulse_stream.PulseDuplexStream`): called as
+            ``factory(samplerate, blocksize, channels=(in, out), callback=...)``; the
+            devices are then the factory's business.
     """
 
     def __init__(
@@ -119,6 +124,8 @@ class LiveProcessor:
         output_device: int | str | None = None,
         input_channel: int = 0,
         tap: BlockTap | None = None,
+        latency: float | str = "low",
+        stream_factory: Callable[..., Any] | None = None,
     ) -> None:
         if block_size % enhancer.granularity:
             raise ValueError("the enhancer was made for another block size")
@@ -129,6 +136,8 @@ class LiveProcessor:
         self.output_device = output_device
         self.input_channel = input_channel
         self.tap = tap
+        self.latency = latency
+        self.stream_factory = stream_factory
         self.counters = StreamCounters()
         self._played = 0
         self._ring_offset = 0
@@ -256,18 +265,21 @@ class LiveProcessor:
         """Open the duplex stream and start processing."""
         import sounddevice as sd
 
-        try:
-            in_info = sd.query_devices(self.input_device, "input")
-            out_info = sd.query_devices(self.output_device, "output")
-        except (ValueError, sd.PortAudioError) as exc:
-            raise DeviceError(f"audio device not usable: {exc}; list devices with 'quietmic devices'") from None
-        in_channels = int(in_info["max_input_channels"])
-        out_channels = int(out_info["max_output_channels"])
-        if self.input_channel >= in_channels:
-            raise DeviceError(
-                f"input_channel {self.input_channel} does not exist on {in_info['name']!r} "
-                f"({in_channels} input channels; channels count from 0)"
-            )
+        if self.stream_factory is None:
+            try:
+                in_info = sd.query_devices(self.input_device, "input")
+                out_info = sd.query_devices(self.output_device, "output")
+            except (ValueError, sd.PortAudioError) as exc:
+                raise DeviceError(f"audio device not usable: {exc}; list devices with 'quietmic devices'") from None
+            in_channels = int(in_info["max_input_channels"])
+            if self.input_channel >= in_channels:
+                raise DeviceError(
+                    f"input_channel {self.input_channel} does not exist on {in_info['name']!r} "
+                    f"({in_channels} input channels; channels count from 0)"
+                )
+            devices = f"{in_info['name']} -> {out_info['name']}"
+        else:
+            devices = f"{self.input_device or 'default'} -> {self.output_device or 'default'}"
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._played = self._ring_offset = 0
         self._out_ring.write_zeros(self.block_size)
@@ -278,15 +290,20 @@ class LiveProcessor:
         self._worker = threading.Thread(target=self._work, name="quietmic-worker", daemon=True)
         self._worker.start()
         try:
-            self._stream = sd.Stream(
-                samplerate=self.sample_rate,
-                blocksize=self.block_size,
-                device=(in_info["index"], out_info["index"]),
-                channels=(self.input_channel + 1, min(out_channels, 2)),
-                dtype="float32",
-                latency="low",
-                callback=self._callback,
-            )
+            if self.stream_factory is None:
+                self._stream = sd.Stream(
+                    samplerate=self.sample_rate,
+                    blocksize=self.block_size,
+                    device=(in_info["index"], out_info["index"]),
+                    channels=(self.input_channel + 1, min(int(out_info["max_output_channels"]), 2)),
+                    dtype="float32",
+                    latency=self.latency,
+                    callback=self._callback,
+                )
+            else:
+                self._stream = self.stream_factory(
+                    self.sample_rate, self.block_size, channels=(self.input_channel + 1, 1), callback=self._callback
+                )
             self._stream.start()
         except sd.PortAudioError as exc:
             self._stream = None
@@ -295,12 +312,15 @@ class LiveProcessor:
                 f"cannot open the audio stream at {self.sample_rate} Hz with blocks of {self.block_size}: "
                 f"{exc}; the rate must be one the device (or the JACK server) runs at"
             ) from None
+        except DeviceError:
+            self._stream = None
+            self.stop()
+            raise
         self.stream_latency = tuple(float(x) for x in self._stream.latency)  # type: ignore[assignment]
         self._started_at = time.monotonic()
         log.info(
-            "streaming %s -> %s at %d Hz, %d-sample blocks, stated latency %.1f ms",
-            in_info["name"],
-            out_info["name"],
+            "streaming %s at %d Hz, %d-sample blocks, stated latency %.1f ms",
+            devices,
             self.sample_rate,
             self.block_size,
             1000 * self.stated_latency / self.sample_rate,

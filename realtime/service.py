@@ -18,6 +18,7 @@ start`` runs it detached (:mod:`realtime.background`). The service
 from __future__ import annotations
 
 import fcntl
+import functools
 import logging
 import os
 import resource
@@ -36,6 +37,7 @@ from realtime.enhancer import Enhancer, framing_at_rate
 from realtime.errors import DeviceError, QuietmicError
 from realtime.live import LiveProcessor
 from realtime.model import MaskModel
+from realtime.pulse_stream import PulseDuplexStream
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +49,10 @@ STALL_SECONDS = 1.0
 """A stream whose callback has not run for this long is dead (a vanished server does not always say so)."""
 FIRST_CALLBACK_SECONDS = 3.0
 """A new stream may take this long to call back the first time (servers prebuffer)."""
-DEFAULT_SOURCE_POLL_SECONDS = 1.0
+SOURCE_POLL_SECONDS = 5.0
+"""Looks at the PulseAudio sources this often even without an event (events may be missed)."""
 PULSE_RATE = 48000
 """Stream rate on PulseAudio/PipeWire (the server resamples anything else)."""
-PULSE_DEVICE = "pulse"
-"""PortAudio's (ALSA plugin) device that talks to PulseAudio/PipeWire."""
 LIVE_SETTINGS = ("atten_lim_db", "bypass")
 """Settings applied to the running enhancer without reopening the stream."""
 STREAM_SETTINGS = ("input_device", "output_device", "input_channel", "model", "block_size", "sample_rate")
@@ -162,6 +163,7 @@ class Service:
         self._lock = threading.Lock()
         self._input_source: str | None = None
         self._last_default_check = 0.0
+        self._events: virtual_mic.ServerEvents | None = None
         self._cpu_mark = (time.monotonic(), _cpu_seconds())
         self._cpu_percent = 0.0
         self._stream_dead = False
@@ -270,6 +272,8 @@ class Service:
         try:
             self._loop()
         finally:
+            if self._events is not None:
+                self._events.stop()
             self._close_stream()
             if self.virtual_mic is not None:
                 self.virtual_mic.remove()
@@ -305,14 +309,32 @@ class Service:
                     raise RestartRequired(why)
                 self._close_stream()
                 continue
-            if self._pulse() and now - self._last_default_check > DEFAULT_SOURCE_POLL_SECONDS:
-                self._last_default_check = now
+            if self._pulse() and self._pulse_check_due(now):
+                if self._input_source not in virtual_mic.sources():
+                    log.warning("input lost: the microphone %s went away", self._input_source)
+                    self.lost_streams += 1
+                    self._close_stream()
+                    self._set_state("reconnecting", f"the microphone {self._input_source} went away")
+                    continue
                 wanted = self._choose_source()
                 if wanted is not None and wanted != self._input_source:
                     log.info("the default microphone changed to %s: following it", wanted)
                     self._close_stream()
                     continue
             self._stop.wait(SUPERVISE_SECONDS)
+
+    def _pulse_check_due(self, now: float) -> bool:
+        """Whether to look at the server's sources now: on an event, or every few seconds regardless."""
+        events = self._events
+        if events is None or not events.alive:
+            if events is not None:
+                events.stop()
+            self._events = events = virtual_mic.ServerEvents()
+            events.start()
+        if events.changed() or now - self._last_default_check > SOURCE_POLL_SECONDS:
+            self._last_default_check = now
+            return True
+        return False
 
     def _pulse(self) -> bool:
         return isinstance(self.virtual_mic, virtual_mic.PulseVirtualMic)
@@ -347,34 +369,35 @@ class Service:
         import sounddevice as sd
 
         try:
-            sd._terminate()  # re-scan: a device or server may have come (back)
-            sd._initialize()
-            if self.virtual_mic is not None and not self.virtual_mic.exists():
-                self.virtual_mic.create()  # a restarted server forgot it
             with self._lock:
                 settings, model = self.settings, self.model
             input_device, output_device = settings.input_device, settings.output_device
-            if isinstance(self.virtual_mic, virtual_mic.JackPorts):
-                jack = virtual_mic.jack_device()
-                if jack is None:
-                    raise DeviceError("the JACK server is not running")
-                input_device = jack if input_device is None else input_device
-                output_device = jack  # the virtual microphone is quietmic's own JACK output ports
-            elif self._pulse():
+            factory = None
+            if self._pulse():
+                assert isinstance(self.virtual_mic, virtual_mic.PulseVirtualMic)
+                if not self.virtual_mic.exists():
+                    self.virtual_mic.create()  # a restarted server forgot it
                 source = self._choose_source()
                 if source is None:
                     raise DeviceError("no microphone (PulseAudio source) found")
-                virtual_mic.apply_environment(self.virtual_mic.playback_environment(source))
-                sd._terminate()
+                self._input_source = input_device = source
+                output_device = virtual_mic.SINK_NAME
+                factory = functools.partial(PulseDuplexStream, device=(source, virtual_mic.SINK_NAME))
+            else:
+                sd._terminate()  # re-scan: a device or server may have come (back)
                 sd._initialize()
-                input_device = output_device = PULSE_DEVICE
-                self._input_source = source
+                if isinstance(self.virtual_mic, virtual_mic.JackPorts):
+                    jack = virtual_mic.jack_device()
+                    if jack is None:
+                        raise DeviceError("the JACK server is not running")
+                    input_device = jack if input_device is None else input_device
+                    output_device = jack  # the virtual microphone is quietmic's own JACK output ports
             rate = self._rate()
             block = settings.block_size or framing_at_rate(model.metadata, rate).hop_length
             model.reset()
             enhancer = Enhancer(model, rate, block_size=block, atten_lim_db=settings.atten_lim_db, bypass=settings.bypass)
             processor = LiveProcessor(enhancer, block, input_device=input_device, output_device=output_device,
-                                      input_channel=settings.input_channel)
+                                      input_channel=settings.input_channel, stream_factory=factory)
             processor.start()
         except (QuietmicError, sd.PortAudioError, ValueError) as exc:
             self._set_state("waiting for the input device", str(exc))
@@ -384,7 +407,7 @@ class Service:
         if self.lost_streams > self.reconnects:
             self.reconnects += 1
             log.info("input back after %.1f s", time.monotonic() - self.stream.since)
-        self._set_state("running", f"{self._input_source or input_device or 'default input'} at {rate} Hz")
+        self._set_state("running", f"{input_device if input_device is not None else 'default input'} at {rate} Hz")
         return True
 
     def _close_stream(self) -> None:

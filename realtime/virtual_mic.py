@@ -15,9 +15,9 @@ On a plain JACK server there is nothing to create: quietmic's JACK client
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import subprocess
+import threading
 from dataclasses import dataclass, field
 
 from realtime.errors import DeviceError
@@ -67,6 +67,52 @@ def sources() -> list[str]:
     return [line.split("\t")[1] for line in _pactl("list", "short", "sources").stdout.splitlines() if "\t" in line]
 
 
+class ServerEvents:
+    """Watches ``pactl subscribe`` in a thread; :meth:`changed` says whether a source or the server changed.
+
+    Reacting to events (a microphone removed or added, the default changed) takes
+    milliseconds where polling would take a second, and costs nothing while idle.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Event()
+        self._process: subprocess.Popen[str] | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        try:
+            self._process = subprocess.Popen(["pactl", "subscribe"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                             text=True)
+        except OSError:
+            return
+        self._thread = threading.Thread(target=self._read, name="quietmic-pulse-events", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self._process is not None and self._process.stdout is not None
+        for line in self._process.stdout:
+            if " on source " in line or " on server" in line:
+                self._changed.set()
+        self._changed.set()  # the server went away (or pactl ended): look
+
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def changed(self) -> bool:
+        """Whether something changed since the last call."""
+        if self._changed.is_set():
+            self._changed.clear()
+            return True
+        return False
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+
+
 def _our_modules() -> list[str]:
     """Indices of loaded modules that belong to a quietmic virtual microphone."""
     ids = []
@@ -85,11 +131,15 @@ class PulseVirtualMic:
 
     kind = "pulse"
 
+    rate: int = 48000
+    """The sink's rate: quietmic's stream rate, so that nothing is resampled on the way."""
+
     def create(self) -> None:
         """Make the sink and the source (removing stale ones first); raises :class:`DeviceError`."""
         self.remove_stale()
+        self.modules = []  # ids of a server that has gone mean nothing now
         sink = _pactl(
-            "load-module", "module-null-sink", f"sink_name={SINK_NAME}",
+            "load-module", "module-null-sink", f"sink_name={SINK_NAME}", f"rate={self.rate}",
             f"sink_properties=device.description={SINK_DESCRIPTION}",
         )
         if sink.returncode != 0:
@@ -120,13 +170,6 @@ class PulseVirtualMic:
     def exists(self) -> bool:
         """Whether the source is there (a restarted server has forgotten it)."""
         return SOURCE_NAME in sources()
-
-    def playback_environment(self, input_source: str | None) -> dict[str, str]:
-        """Environment for opening quietmic's stream: play into the sink, record ``input_source``."""
-        env = {"PULSE_SINK": SINK_NAME}
-        if input_source:
-            env["PULSE_SOURCE"] = input_source
-        return env
 
     def describe(self) -> str:
         return f"PulseAudio source {SOURCE_NAME!r} ({pulse_server_name()})"
@@ -211,12 +254,3 @@ def detect(prefer: str = "auto") -> PulseVirtualMic | JackPorts | None:
         if jack_available():
             return JackPorts()
     return None
-
-
-def apply_environment(env: dict[str, str]) -> None:
-    """Set (or clear) the PULSE_* variables libpulse reads when a stream is opened."""
-    for key in ("PULSE_SINK", "PULSE_SOURCE"):
-        if key in env:
-            os.environ[key] = env[key]
-        else:
-            os.environ.pop(key, None)

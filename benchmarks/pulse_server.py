@@ -1,0 +1,101 @@
+"""A private PulseAudio server with a virtual microphone, for tests and benchmarks (no sound card).
+
+``with PulseServer(runtime_dir) as server: ...`` runs ``pulseaudio`` on its own
+socket (``runtime_dir/pulse/native``; clients find it through
+``XDG_RUNTIME_DIR``, see :attr:`PulseServer.env`) with
+
+* ``test_mic_input``: a null sink that a test plays "microphone" audio into, and
+* ``test_mic``: a remapped source of its monitor, the default source: the
+  microphone as quietmic sees it (an ordinary source, not a monitor);
+* ``test_speakers``: the default sink, so nothing plays into quietmic's own sink by chance.
+
+:meth:`restart` kills the server and starts it again on the same socket, as a
+crash or a user's ``systemctl --user restart pulseaudio`` would;
+:meth:`unplug_mic` / :meth:`plug_mic` remove and bring back the microphone.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+START_TIMEOUT_SECONDS = 15.0
+MIC_SINK = "test_mic_input"
+MIC_SOURCE = "test_mic"
+SPEAKERS = "test_speakers"
+
+
+class PulseServer:
+    """A PulseAudio server private to ``runtime_dir`` (see the module docstring)."""
+
+    def __init__(self, runtime_dir: Path, rate: int = 48000) -> None:
+        self.runtime_dir = Path(runtime_dir)
+        self.rate = rate
+        self.env = {"XDG_RUNTIME_DIR": str(self.runtime_dir), "PULSE_RUNTIME_PATH": str(self.runtime_dir / "pulse")}
+        self.log_path = self.runtime_dir / "pulseaudio.log"
+        self._process: subprocess.Popen[bytes] | None = None
+        self._mic_module: str | None = None
+
+    def pactl(self, *args: str, check: bool = True) -> str:
+        result = subprocess.run(["pactl", *args], capture_output=True, text=True, env={**os.environ, **self.env},
+                                timeout=10)
+        if check and result.returncode != 0:
+            raise RuntimeError(f"pactl {' '.join(args)}: {result.stderr.strip()}")
+        return result.stdout.strip()
+
+    def start(self) -> None:
+        if shutil.which("pulseaudio") is None or shutil.which("pactl") is None:
+            raise RuntimeError("PulseAudio is not installed: apt-get install pulseaudio pulseaudio-utils libasound2-plugins")
+        self.runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        command = [
+            "pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1", "--use-pid-file=no",
+            "--disable-shm=yes", f"--log-target=file:{self.log_path}",
+            "-L", "module-native-protocol-unix",
+            "-L", f"module-null-sink sink_name={SPEAKERS} rate={self.rate}",
+            "-L", f"module-null-sink sink_name={MIC_SINK} rate={self.rate}",
+        ]
+        self._process = subprocess.Popen(command, env={**os.environ, **self.env}, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while self.pactl("info", check=False) == "":
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                log = self.log_path.read_text(errors="replace")[-1500:] if self.log_path.exists() else ""
+                self.stop()
+                raise RuntimeError(f"pulseaudio did not start: {log}")
+            time.sleep(0.1)
+        self.plug_mic()
+        self.pactl("set-default-sink", SPEAKERS)
+
+    def plug_mic(self) -> None:
+        """(Re)create the microphone source and make it the default."""
+        self._mic_module = self.pactl("load-module", "module-remap-source", f"master={MIC_SINK}.monitor",
+                                      f"source_name={MIC_SOURCE}", "source_properties=device.description=test-mic")
+        self.pactl("set-default-source", MIC_SOURCE)
+
+    def unplug_mic(self) -> None:
+        """Remove the microphone source, as unplugging a USB microphone does."""
+        if self._mic_module is not None:
+            self.pactl("unload-module", self._mic_module)
+            self._mic_module = None
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+        self._mic_module = None
+
+    def restart(self) -> None:
+        """Kill the server and start a fresh one on the same socket."""
+        self.stop()
+        self.start()
+
+    def __enter__(self) -> PulseServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
