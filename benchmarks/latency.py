@@ -11,7 +11,7 @@ At each sample rate:
    within a hop: through the streaming engine (the delay) and through file mode
    (the compensated output must line up with the input).
 2. **Processing cost in-process**, on one pinned core: per-hop time of the
-   Enhancer (median, p99, p99.9, max) over ``--seconds``/2 s of audio, the
+   Enhancer (median, p99, p99.9, max) over 30 s of audio (quick: 3 s), the
    real-time factor, the mean split between analysis (STFT), inference and
    synthesis, and the same for the identity reference model (pure engine cost).
 3. **End to end through JACK** (:mod:`benchmarks.live_delay`): ``quietmic run``
@@ -222,7 +222,7 @@ def _live_entry(results: list[LiveResult]) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     durations = QUICK if args.quick else FULL
-    hop_seconds = args.seconds / 2 if args.seconds else durations.hop_seconds
+    hop_seconds = durations.hop_seconds
     live_seconds = args.seconds or durations.live_seconds
     drift_minutes = args.drift_minutes if args.drift_minutes is not None else durations.drift_minutes
     model_path = Path(args.model) if args.model else resolve_model_path(None)

@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reference.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.tflite", help="file to write")
     reference.add_argument(
-        "--quantization", choices=QUANTIZATIONS, default="int8", help="int8 (default) or float32"
+        "--quantization", choices=QUANTIZATIONS, default="int8", help="int8 (default: int8 weights), int8-full (int8 activations too) or float32"
     )
     reference.add_argument("--seed", type=int, default=0, help="weight seed of the random model (default 0)")
     return parser

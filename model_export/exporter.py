@@ -83,8 +83,8 @@ def export_model(
         models: step and sequence model with their metadata (see
             :func:`model_export.keras_models.assemble_streaming_models`).
         path: output file; its directory must exist. Written only if every check passes.
-        quantization: ``"int8"`` (default) or ``"float32"``.
-        calibration_features: ``[frames, K]`` clips for int8 calibration;
+        quantization: ``"int8"`` (default: int8 weights), ``"int8-full"`` or ``"float32"``.
+        calibration_features: ``[frames, K]`` clips for ``int8-full`` calibration;
             default: synthetic clips (:data:`CALIBRATION_SEEDS`). Pass features of
             real training audio for a trained model.
         parity_features: clips for the parity check; default: synthetic held-out clips.
@@ -104,7 +104,7 @@ def export_model(
     meta = models.metadata
     if calibration_features is None:
         calibration_features = (
-            signals.synthetic_features(meta, CALIBRATION_SECONDS, CALIBRATION_SEEDS) if quantization == "int8" else []
+            signals.synthetic_features(meta, CALIBRATION_SECONDS, CALIBRATION_SEEDS) if quantization == "int8-full" else []
         )
     if parity_features is None:
         parity_features = signals.synthetic_features(meta, PARITY_SECONDS, PARITY_SEEDS)
@@ -120,7 +120,7 @@ def export_model(
         "parity_tolerance_max_abs": limit.max_abs,
         "parity_tolerance_mean_abs": limit.mean_abs,
     }
-    if quantization == "int8":
+    if quantization == "int8-full":
         frames = sum(len(f) for f in calibration_features)
         export_info["calibration_frames"] = min(frames, MAX_CALIBRATION_SAMPLES)
     staged_meta = replace(

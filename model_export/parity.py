@@ -46,7 +46,7 @@ reach 0.012-0.052, since the max grows with the clip length. The bounds leave
 about 1.5x margin over the worst long-clip maximum and 4x over the mean.
 """
 
-TOLERANCES = {"float32": FLOAT32_TOLERANCE, "int8": INT8_TOLERANCE}
+TOLERANCES = {"float32": FLOAT32_TOLERANCE, "int8": INT8_TOLERANCE, "int8-full": INT8_TOLERANCE}
 """Default tolerance per quantization."""
 
 

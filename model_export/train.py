@@ -136,15 +136,15 @@ def plot_curves(history: list[dict[str, float]], validation: list[dict[str, floa
     import matplotlib.pyplot as plt
 
     fig, (ax_loss, ax_sdr) = plt.subplots(1, 2, figsize=(11, 4))
-    steps = [h["step"] for h in history]
-    losses = np.array([h["loss"] for h in history])
-    window = max(1, len(losses) // 100)
-    smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
-    ax_loss.plot(steps[window - 1 :], smooth, label="training (smoothed)")
+    if history:
+        steps = [h["step"] for h in history]
+        losses = np.array([h["loss"] for h in history])
+        window = max(1, len(losses) // 100)
+        smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
+        ax_loss.plot(steps[window - 1 :], smooth, label="training (smoothed)")
     ax_loss.plot([v["step"] for v in validation], [v["loss"] for v in validation], "o-", label="validation")
     ax_loss.set_xlabel("step")
-    ax_loss.set_ylabel("loss")
-    ax_loss.set_yscale("log")
+    ax_loss.set_ylabel("loss (lower is better; includes -SI-SDR)")
     ax_loss.legend()
     ax_loss.grid(alpha=0.3)
     ax_sdr.plot([v["step"] for v in validation], [v["sisdr"] for v in validation], "o-", label="enhanced")
@@ -166,7 +166,6 @@ def train(config: TrainConfig, config_path: Path, command: str) -> dict[str, Any
     from tqdm import tqdm
 
     from model_export.corpus import build_corpus
-    from model_export.exporter import export_model
     from model_export.keras_models import build_gru_mask_models
     from model_export.losses import LossWeights, MaskLoss
     from model_export.signals import feature_statistics
@@ -266,6 +265,7 @@ def train(config: TrainConfig, config_path: Path, command: str) -> dict[str, Any
                 if point["loss"] < best["loss"]:
                     best, best_weights = point, model.get_weights()
                     model.save_weights(checkpoint)  # survives a failure after training
+                    save_progress(checkpoint, step, best, curve, history, time.monotonic() - train_started)
         bar.close()
         if curve[-1]["step"] != step:
             point = validate(step)
@@ -276,6 +276,39 @@ def train(config: TrainConfig, config_path: Path, command: str) -> dict[str, Any
         train_minutes = (time.monotonic() - train_started) / 60.0
         calibration = [f for b in validation for f in b.features][: config.export.calibration_examples]
 
+    return export_and_report(
+        config, command, models, training_info, calibration, step=step, train_minutes=train_minutes, best=best,
+        curve=curve, history=history, started=started, corpus_summary=corpus_summary,
+    )
+
+
+def save_progress(checkpoint: Path, step: int, best: dict[str, float], curve: list[dict[str, float]],
+                  history: list[dict[str, float]], train_seconds: float) -> None:
+    """What the training has done so far, beside the checkpoint (for :func:`export_checkpoint`)."""
+    progress = {"step": step, "best": best, "curve": curve, "history": history,
+                "training_minutes": round(train_seconds / 60.0, 2)}
+    checkpoint.with_suffix(".progress.json").write_text(json.dumps(progress))
+
+
+def export_and_report(
+    config: TrainConfig,
+    command: str,
+    models: Any,  # model_export.keras_models.StreamingModels
+    training_info: dict[str, Any],
+    calibration: list[np.ndarray],
+    *,
+    step: int,
+    train_minutes: float,
+    best: dict[str, float],
+    curve: list[dict[str, float]],
+    history: list[dict[str, float]],
+    started: float,
+    corpus_summary: dict[str, Any],
+) -> dict[str, Any]:
+    """Export the int8 and float32 models with their metadata, write the report and the loss plot."""
+    from model_export.exporter import export_model
+
+    metadata = models.metadata
     training_info.update(
         steps=step,
         training_minutes=round(train_minutes, 2),
@@ -301,6 +334,7 @@ def train(config: TrainConfig, config_path: Path, command: str) -> dict[str, Any
         }
         log.info("wrote %s (%s, %d bytes)", target, quantization, result.size_bytes)
 
+    report_dir = REPO_ROOT / config.export.report_dir
     report = {
         "model": metadata.name,
         "parameters": models.parameters,
@@ -319,17 +353,60 @@ def train(config: TrainConfig, config_path: Path, command: str) -> dict[str, Any
     return report
 
 
+def export_checkpoint(config: TrainConfig, config_path: Path, command: str) -> dict[str, Any]:
+    """Export the best checkpoint of an earlier training run (after an export failed), without training.
+
+    Rebuilds the model, loads ``<name>-best.weights.h5`` (normalisation included)
+    and its ``.progress.json``, remakes the same validation batches for calibration
+    and parity, and exports as :func:`train` would have.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from model_export.corpus import build_corpus
+    from model_export.keras_models import build_gru_mask_models
+    from model_export.training_data import BatchSource
+
+    started = time.monotonic()
+    tc = config.training
+    corpus_summary = build_corpus(config.corpus_cache, rate=config.sample_rate).summary()
+    training_info: dict[str, Any] = {
+        "kind": "trained", "command": command, "config_file": str(config_path), "seed": config.seed,
+        "config": asdict(config), "corpus": corpus_summary,
+    }
+    metadata = build_metadata(config, training_info)
+    checkpoint = REPO_ROOT / config.export.report_dir / f"{metadata.name}-best.weights.h5"
+    progress_file = checkpoint.with_suffix(".progress.json")
+    if not checkpoint.exists() or not progress_file.exists():
+        raise SystemExit(f"no checkpoint to export: {checkpoint} and {progress_file} are written during training")
+    progress = json.loads(progress_file.read_text())
+    size = metadata.feature_size
+    models = build_gru_mask_models(metadata, np.zeros(size), np.ones(size), hidden_units=config.model.hidden_units,
+                                   seed=config.seed)
+    models.sequence.load_weights(checkpoint)
+    with BatchSource(metadata, config.corpus_cache, tc.validation_seconds, tc.batch_size, config.seed,
+                     tc.data_workers) as validation_source:
+        validation = list(validation_source.batches("val", 0, tc.validation_batches))
+    calibration = [f for b in validation for f in b.features][: config.export.calibration_examples]
+    training_info["exported_from_checkpoint"] = command
+    return export_and_report(
+        config, progress.get("command", command), models, training_info, calibration, step=progress["step"],
+        train_minutes=progress["training_minutes"], best=progress["best"], curve=progress["curve"],
+        history=progress.get("history", []), started=started, corpus_summary=corpus_summary,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Train, export and install quietmic's default model.")
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="training config (YAML)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("--export-checkpoint", action="store_true",
+                        help="do not train: export the best checkpoint of the last run (if its export failed)")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(name)s: %(message)s"
     )
     config = load_config(args.config)
     command = "python -m model_export.train " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-    report = train(config, args.config, command)
+    report = export_checkpoint(config, args.config, command) if args.export_checkpoint else train(config, args.config, command)
     print(json.dumps({k: report[k] for k in ("model", "parameters", "steps", "training_minutes", "best", "exports")}, indent=1))
     return 0
 

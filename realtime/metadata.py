@@ -42,7 +42,8 @@ METADATA_NAME = "quietmic.metadata"
 
 FORMAT = "quietmic-model"
 FORMAT_VERSION = 1
-QUANTIZATIONS = ("int8", "float32")
+QUANTIZATIONS = ("int8", "int8-full", "float32")
+"""``int8``: int8 weights, float activations and I/O; ``int8-full``: int8 activations too; ``float32``."""
 
 
 @dataclass(frozen=True)
