@@ -39,6 +39,10 @@ PLAYBACK_PREBUFFER_BLOCKS = 1
 """Blocks written before playback starts."""
 STOP_TIMEOUT_SECONDS = 1.0
 """How long :meth:`PulseDuplexStream.stop` waits for the block in hand."""
+BACKLOG_CHECK_BLOCKS = 10
+"""How often (in blocks) the recording backlog is measured."""
+MAX_BACKLOG_BLOCKS = 3
+"""More recorded audio than this waiting in the server means the loop fell behind: skip to catch up."""
 
 
 class _SampleSpec(ctypes.Structure):
@@ -50,13 +54,14 @@ class _BufferAttr(ctypes.Structure):
 
 
 class _Flags:
-    """Stands in for ``sounddevice.CallbackFlags`` (libpulse-simple reports no over/underflows)."""
+    """Stands in for ``sounddevice.CallbackFlags``: ``input_overflow`` when recorded audio was skipped."""
 
-    input_overflow = False
-    output_underflow = False
+    def __init__(self) -> None:
+        self.input_overflow = False
+        self.output_underflow = False
 
     def __bool__(self) -> bool:
-        return False
+        return self.input_overflow or self.output_underflow
 
 
 _LIBRARIES: tuple[Any, Any] | None = None
@@ -98,6 +103,9 @@ class PulseDuplexStream:
         channels: ``(input channels, output channels)``.
         callback: ``callback(indata, outdata, frames, time, status)`` as for ``sounddevice.Stream``.
         client_name: how the stream appears in the server's mixer.
+        max_backlog_blocks: recorded audio (in blocks) allowed to wait in the server before the
+            stream skips it to keep its delay constant; None never skips (for measurements that
+            need every sample).
     """
 
     def __init__(
@@ -108,11 +116,13 @@ class PulseDuplexStream:
         channels: tuple[int, int],
         callback: Callable[..., None],
         client_name: str = "quietmic",
+        max_backlog_blocks: int | None = MAX_BACKLOG_BLOCKS,
     ) -> None:
         self.samplerate = samplerate
         self.blocksize = blocksize
         self.channels = channels
         self.callback = callback
+        self.max_backlog_blocks = max_backlog_blocks
         self._simple, self._core = _libraries()
         block_bytes = blocksize * FLOAT_BYTES
         source, sink = device
@@ -133,6 +143,8 @@ class PulseDuplexStream:
         self._thread: threading.Thread | None = None
         self.error: str | None = None
         """Why the stream ended by itself (server gone, source removed), or None."""
+        self.skipped_blocks = 0
+        """Recorded blocks skipped to keep the delay from growing (after the loop fell behind)."""
 
     def _open(self, direction: int, device: str | None, channels: int, client: str, stream: str,
               attributes: _BufferAttr) -> int:
@@ -179,10 +191,24 @@ class PulseDuplexStream:
         read, write = self._simple.pa_simple_read, self._simple.pa_simple_write
         in_pointer, in_bytes = self._indata.ctypes.data, self._indata.nbytes
         out_pointer, out_bytes = self._outdata.ctypes.data, self._outdata.nbytes
+        block_seconds = frames / self.samplerate
+        count = 0
         while self._running.is_set():
             if read(self._record, in_pointer, in_bytes, ctypes.byref(error)) < 0:
                 self.error = f"reading the microphone failed: {self._strerror(error.value)}"
                 break
+            count += 1
+            flags.input_overflow = False
+            if self.max_backlog_blocks is not None and count % BACKLOG_CHECK_BLOCKS == 0:
+                # Playback paces this loop (writes block when its buffer is full), so a hiccup would
+                # leave recorded audio waiting for good - a delay that only grows. Skip it instead.
+                backlog = self._simple.pa_simple_get_latency(self._record, ctypes.byref(error)) / 1e6
+                while backlog > self.max_backlog_blocks * block_seconds and self._running.is_set():
+                    if read(self._record, in_pointer, in_bytes, ctypes.byref(error)) < 0:
+                        break
+                    self.skipped_blocks += 1
+                    flags.input_overflow = True
+                    backlog -= block_seconds
             self.callback(self._indata, self._outdata, frames, None, flags)
             if write(self._play, out_pointer, out_bytes, ctypes.byref(error)) < 0:
                 self.error = f"playing into the virtual microphone failed: {self._strerror(error.value)}"

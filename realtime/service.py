@@ -155,6 +155,7 @@ class Service:
         self.model = MaskModel(self.model_path)
         self.stream = StreamState(since=time.monotonic())
         self.started_at = time.monotonic()
+        self._process_started = self.started_at
         self.reconnects = 0
         self.lost_streams = 0
         self._past_counters: dict[str, int] = {}
@@ -253,7 +254,7 @@ class Service:
             "atten_lim_db": settings.atten_lim_db,
             "bypass": settings.bypass,
             "cpu_percent": round(self._cpu_percent, 2),
-            "cpu_percent_average": round(100.0 * _cpu_seconds() / max(now - self.started_at, 1e-9), 2),
+            "cpu_percent_average": round(100.0 * _cpu_seconds() / max(now - self._process_started, 1e-9), 2),
             "xruns": sum(counters.values()),
             "counters": counters,
             "lost_streams": self.lost_streams,
