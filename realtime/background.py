@@ -85,10 +85,12 @@ def status() -> dict[str, Any]:
     """The service's status, or ``{"state": "stopped"}``."""
     try:
         return control.request(paths.socket_path(), {"command": "status"})["status"]
-    except control.NotRunning:
+    except QuietmicError as exc:  # not running, or between processes (starting, restarting itself)
         pid = running_pid(paths.pid_file())
         if pid is not None:
-            return {"state": "starting or not answering", "pid": pid}
+            return {"state": "starting or not answering", "pid": pid, "detail": str(exc)}
+        if not isinstance(exc, control.NotRunning):
+            return {"state": "not answering", "detail": str(exc), "log": str(paths.log_file())}
         return {"state": "stopped", "log": str(paths.log_file())}
 
 

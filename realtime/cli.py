@@ -326,7 +326,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 def format_status(status: dict[str, Any]) -> str:
     """``quietmic status`` as lines of ``key  value``."""
     if "uptime_seconds" not in status:
-        return f"state          {status['state']}" + (f"\nlog            {status['log']}" if "log" in status else "")
+        lines = [f"state          {status['state']}"]
+        lines += [f"{key:<14} {status[key]}" for key in ("pid", "detail", "log") if key in status]
+        return "\n".join(lines)
     model = status["model"]
     rows = [
         ("state", status["state"] + (f" ({status['detail']})" if status.get("detail") else "")),
