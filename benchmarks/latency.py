@@ -37,6 +37,7 @@ import argparse
 import datetime as _dt
 import json
 import shlex
+import subprocess
 import sys
 import tempfile
 import time
@@ -48,7 +49,10 @@ import numpy as np
 
 from benchmarks.hop_cost import STAGES, HopCost, measure_hop_cost, summarise, time_hops
 from benchmarks.live_delay import LiveResult, measure_live
+from benchmarks.loopback import export_identity
 from benchmarks.machine import machine_info, pinned, usable_cpus
+from benchmarks.report import fmt as _fmt
+from benchmarks.report import table
 from realtime.default_model import resolve_model_path
 from realtime.enhancer import Enhancer, framing_at_rate
 from realtime.file_mode import enhance_signal
@@ -162,19 +166,6 @@ def _hop_dict(cost: HopCost) -> dict[str, Any]:
     }
 
 
-def export_identity(sample_rate: int, directory: Path) -> Path | None:
-    """The identity reference model at ``sample_rate`` (needs the ``[export]`` extra), or None."""
-    import subprocess
-
-    path = directory / f"identity-{sample_rate}.tflite"
-    done = subprocess.run(
-        [sys.executable, "-m", "model_export", "reference", "identity", "--sample-rate", str(sample_rate),
-         "--quantization", "float32", "-o", str(path)],
-        capture_output=True, text=True,
-    )
-    return path if done.returncode == 0 else None
-
-
 def peer_costs(names: Sequence[str], seconds: float) -> dict[str, dict[str, Any]]:
     """Per-hop cost of each peer at its native rate and hop ({"unavailable": why} when not installed)."""
     from benchmarks import peers
@@ -259,7 +250,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 cost, times = measure_hop_cost(model, rate, hop_seconds)
             hop_times[f"quietmic {rate // 1000} kHz"] = times * 1000.0
             entry.update(_hop_dict(cost))
-            identity = export_identity(rate, Path(tmp))
+            try:
+                identity = export_identity(rate, Path(tmp))
+            except subprocess.CalledProcessError:
+                identity = None
             if identity is None:
                 entry["identity"] = {"unavailable": "exporting the identity model needs the [export] extra"}
             else:
@@ -340,25 +334,6 @@ def check_bar(result: dict[str, Any]) -> list[dict[str, Any]]:
 # --- output -------------------------------------------------------------------------------------
 
 
-def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], markdown: bool) -> str:
-    if markdown:
-        lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" if i else "---" for i in range(len(header))) + "|"]
-        lines += ["| " + " | ".join(row) + " |" for row in rows]
-        return "\n".join(lines)
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    lines = ["  ".join(h.rjust(w) if i else h.ljust(w) for i, (h, w) in enumerate(zip(header, widths)))]
-    lines += ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))) for row in rows]
-    return "\n".join(lines)
-
-
 def cost_table(result: dict[str, Any], markdown: bool) -> str:
     rates = result["rates"]
     header = ["", *[f"{int(r) // 1000} kHz" for r in rates]]
@@ -383,7 +358,7 @@ def cost_table(result: dict[str, Any], markdown: bool) -> str:
         row("identity model RTF", lambda e: e["identity"].get("rtf"), 4),
         row("peak RSS of quietmic run MiB", lambda e: e["rss_mb"], 1),
     ]
-    return _table(header, rows, markdown)
+    return table(header, rows, markdown)
 
 
 def live_table(result: dict[str, Any], markdown: bool) -> str:
@@ -405,7 +380,7 @@ def live_table(result: dict[str, Any], markdown: bool) -> str:
 
             rows.append([str(rate), block, _fmt(idle["stated_latency_ms"], 2), span(idle), xr(idle), span(loaded),
                          xr(loaded), _fmt(idle["client_hop_ms"], 2)])
-    return _table(header, rows, markdown)
+    return table(header, rows, markdown)
 
 
 def peer_table(result: dict[str, Any], markdown: bool) -> str:
@@ -423,7 +398,7 @@ def peer_table(result: dict[str, Any], markdown: bool) -> str:
         t = info["hop_time_ms"]
         rows.append([name, str(info["native_rate"]), _fmt(info["block_ms"], 1), _fmt(info["algorithmic_latency_ms"], 1),
                      _fmt(t["p50"], 4), _fmt(t["p99"], 4), _fmt(t["p999"], 4), _fmt(t["max"], 4), _fmt(info["rtf"], 4)])
-    return _table(header, rows, markdown)
+    return table(header, rows, markdown)
 
 
 def bar_lines(result: dict[str, Any]) -> list[str]:

@@ -74,7 +74,11 @@ def _arange(start: float, stop: float, step: float) -> list[float]:
 
 
 def export_identity(sample_rate: int, directory: Path) -> Path:
-    path = directory / "identity.tflite"
+    """The float32 identity reference model at ``sample_rate`` in ``directory`` (needs the ``[export]`` extra).
+
+    Raises ``subprocess.CalledProcessError`` when the export fails.
+    """
+    path = directory / f"identity-{sample_rate}.tflite"
     subprocess.run(
         [sys.executable, "-m", "model_export", "reference", "identity", "--sample-rate", str(sample_rate),
          "--quantization", "float32", "-o", str(path)],

@@ -45,6 +45,8 @@ from typing import Callable
 
 import numpy as np
 
+from realtime.default_model import DEFAULT_MODEL_PATH
+
 RATE = 16000
 """Rate of the signals :meth:`Peer.process` takes and returns."""
 
@@ -420,8 +422,8 @@ PEER_FACTORIES: dict[str, Callable[[], Peer]] = {
 }
 
 DEFAULT_MODELS = {
-    "quietmic-int8": Path(__file__).resolve().parent.parent / "realtime" / "models" / "default.tflite",
-    "quietmic-float32": Path(__file__).resolve().parent.parent / "realtime" / "models" / "default-float32.tflite",
+    "quietmic-int8": DEFAULT_MODEL_PATH,
+    "quietmic-float32": DEFAULT_MODEL_PATH.with_name("default-float32.tflite"),
 }
 
 

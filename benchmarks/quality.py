@@ -37,6 +37,8 @@ import numpy as np
 
 from benchmarks import eval_sets, metrics, peers
 from benchmarks.machine import machine_info, pin, pinned, usable_cpus
+from benchmarks.report import fmt as _fmt
+from benchmarks.report import table
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 RTF_SECONDS = 20.0
@@ -180,20 +182,6 @@ def summarise(rows: list[dict], set_pairs: dict[str, list[eval_sets.Pair]], syst
 
 
 # --- tables ----------------------------------------------------------------------------------------
-
-
-def _fmt(value, digits: int) -> str:
-    return "-" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.{digits}f}"
-
-
-def table(header: Sequence[str], rows: Sequence[Sequence[str]], markdown: bool) -> str:
-    if markdown:
-        lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]
-        lines += ["| " + " | ".join(r) + " |" for r in rows]
-        return "\n".join(lines)
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    fmt = lambda r: "  ".join(str(x).ljust(w) if i == 0 else str(x).rjust(w) for i, (x, w) in enumerate(zip(r, widths)))
-    return "\n".join([fmt(header), "  ".join("-" * w for w in widths)] + [fmt(r) for r in rows])
 
 
 def quality_table(summary: dict, set_name: str, systems: Sequence[str], info: dict, markdown: bool) -> str:
