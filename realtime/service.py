@@ -340,14 +340,16 @@ class Service:
     def _pulse(self) -> bool:
         return isinstance(self.virtual_mic, virtual_mic.PulseVirtualMic)
 
-    def _rate(self) -> int:
+    def _rate(self, input_device: int | str | None = None) -> int:
+        """The stream rate: the setting, else 48 kHz on PulseAudio, else ``input_device``'s (default: the setting's)."""
         if self.settings.sample_rate:
             return self.settings.sample_rate
         if self._pulse():
             return PULSE_RATE
         import sounddevice as sd
 
-        return int(sd.query_devices(self.settings.input_device, "input")["default_samplerate"])
+        device = self.settings.input_device if input_device is None else input_device
+        return int(sd.query_devices(device, "input")["default_samplerate"])
 
     def _choose_source(self) -> str | None:
         """The PulseAudio source to record: the configured one, else the default unless it is quietmic's own."""
@@ -393,7 +395,7 @@ class Service:
                         raise DeviceError("the JACK server is not running")
                     input_device = jack if input_device is None else input_device
                     output_device = jack  # the virtual microphone is quietmic's own JACK output ports
-            rate = self._rate()
+            rate = self._rate(input_device)  # on JACK: the server's rate, not the system default's
             block = settings.block_size or framing_at_rate(model.metadata, rate).hop_length
             model.reset()
             enhancer = Enhancer(model, rate, block_size=block, atten_lim_db=settings.atten_lim_db, bypass=settings.bypass)
