@@ -75,10 +75,12 @@ def band_model_metadata(
     training: dict[str, Any],
     num_bands: int = NUM_BANDS,
     parameters: int = 0,
+    lookahead_frames: int = 0,
 ) -> ModelMetadata:
     """Metadata of a band model: log-power ERB-band features in, ERB-band gains out.
 
-    Standard framing (:func:`standard_framing`), no lookahead. The quantization
+    Standard framing (:func:`standard_framing`); the mask of frame ``t`` applies
+    to frame ``t - lookahead_frames`` (0: causal, no lookahead). The quantization
     is written as ``"float32"`` here; the exporter replaces it (and the parameter
     count and export figures) with what it actually writes.
     """
@@ -92,6 +94,7 @@ def band_model_metadata(
         FeatureSpec(type=dsp.FEATURE_LOG_POWER_BANDS, tensor=FEATURES_TENSOR, band_edges_hz=edges),
         MaskSpec(type=dsp.MASK_BAND_GAIN, tensor=MASK_TENSOR, max_gain=MASK_MAX_GAIN, band_edges_hz=edges),
         parameters,
+        lookahead_frames,
     )
 
 
@@ -102,10 +105,11 @@ def bin_model_metadata(
     states: tuple[StateSpec, ...],
     training: dict[str, Any],
     parameters: int = 0,
+    lookahead_frames: int = 0,
 ) -> ModelMetadata:
     """Metadata of a bin model: log power of every STFT bin in, one gain per bin out.
 
-    Standard framing, no lookahead; see :func:`band_model_metadata` for the
+    Standard framing; see :func:`band_model_metadata` for the lookahead and the
     fields the exporter fills in.
     """
     return _metadata(
@@ -117,6 +121,7 @@ def bin_model_metadata(
         FeatureSpec(type=dsp.FEATURE_LOG_POWER_BINS, tensor=FEATURES_TENSOR),
         MaskSpec(type=dsp.MASK_BIN_GAIN, tensor=MASK_TENSOR, max_gain=MASK_MAX_GAIN),
         parameters,
+        lookahead_frames,
     )
 
 
@@ -129,6 +134,7 @@ def _metadata(
     features: FeatureSpec,
     mask: MaskSpec,
     parameters: int,
+    lookahead_frames: int,
 ) -> ModelMetadata:
     framing = standard_framing(sample_rate)
     metadata = ModelMetadata(
@@ -142,7 +148,7 @@ def _metadata(
         mask=mask,
         states=states,
         quantization="float32",
-        lookahead_frames=0,
+        lookahead_frames=lookahead_frames,
         parameters=parameters,
         training=dict(training),
     )

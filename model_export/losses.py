@@ -11,6 +11,11 @@ and compared with the clean spectrum:
   that reproduces :func:`realtime.dsp.istft` (examples without speech are left
   out of this term).
 
+A model that looks ``lookahead_frames`` ahead has its mask of frame ``t``
+applied to the spectrum of frame ``t - lookahead_frames``, as the engine does
+(:mod:`realtime.enhancer`); the last ``lookahead_frames`` frames of a segment
+then have no mask and are left out.
+
 Spectra are the normalised spectra of :mod:`realtime.dsp` (divided by the
 window sum), given as separate real and imaginary float32 tensors ``[B, T, F]``.
 """
@@ -55,14 +60,18 @@ class MaskLoss:
         spreading: ``(F, M)`` mask-to-bin matrix of the training framing.
         framing: the training framing (for the waveform resynthesis).
         weights: term weights.
+        lookahead_frames: frames (hops) the model looks ahead.
     """
 
-    def __init__(self, spreading: np.ndarray, framing: dsp.Framing, weights: LossWeights) -> None:
+    def __init__(
+        self, spreading: np.ndarray, framing: dsp.Framing, weights: LossWeights, lookahead_frames: int = 0
+    ) -> None:
         self.spreading_t = tf.constant(spreading.T, dtype=tf.float32)
         _, synthesis = framing.windows()
         self.synthesis = tf.constant(synthesis, dtype=tf.float32)
         self.framing = framing
         self.weights = weights
+        self.lookahead_frames = lookahead_frames
 
     def gains(self, mask: tf.Tensor) -> tf.Tensor:
         """Bin gains ``[B, T, F]`` from masks ``[B, T, M]``."""
@@ -89,6 +98,11 @@ class MaskLoss:
         """Loss terms and their weighted sum (``"loss"``) for one batch."""
         w = self.weights
         gains = self.gains(mask)
+        if self.lookahead_frames:
+            ahead = self.lookahead_frames
+            gains = gains[:, ahead:]
+            noisy_real, noisy_imag = noisy_real[:, :-ahead], noisy_imag[:, :-ahead]
+            clean_real, clean_imag = clean_real[:, :-ahead], clean_imag[:, :-ahead]
         enh_real, enh_imag = gains * noisy_real, gains * noisy_imag
         enh_mag = tf.sqrt(enh_real**2 + enh_imag**2 + MAGNITUDE_EPSILON)
         clean_mag = tf.sqrt(clean_real**2 + clean_imag**2 + MAGNITUDE_EPSILON)

@@ -52,6 +52,8 @@ class ModelConfig:
     num_bands: int = 32
     hidden_units: int = 128
     gru_units: list[int] = field(default_factory=lambda: [128, 128])
+    lookahead_frames: int = 0
+    """Hops the mask looks ahead: each adds one hop of algorithmic latency."""
 
 
 @dataclass
@@ -120,10 +122,14 @@ def build_metadata(config: TrainConfig, training_info: dict[str, Any]):  # -> Mo
 
     states = tuple(contract.state_spec(f"gru{i + 1}_state", units) for i, units in enumerate(config.model.gru_units))
     if config.model.layout == "bins":
-        return contract.bin_model_metadata(config.model.name, config.model.version, config.sample_rate, states, training_info)
+        return contract.bin_model_metadata(
+            config.model.name, config.model.version, config.sample_rate, states, training_info,
+            lookahead_frames=config.model.lookahead_frames,
+        )
     if config.model.layout == "bands":
         return contract.band_model_metadata(
-            config.model.name, config.model.version, config.sample_rate, states, training_info, config.model.num_bands
+            config.model.name, config.model.version, config.sample_rate, states, training_info, config.model.num_bands,
+            lookahead_frames=config.model.lookahead_frames,
         )
     raise SystemExit(f"model.layout must be 'bins' or 'bands', not {config.model.layout!r}")
 
@@ -198,6 +204,7 @@ def train(config: TrainConfig, config_path: Path, command: str) -> dict[str, Any
         ),
         metadata.framing,
         weights,
+        metadata.lookahead_frames,
     )
 
     with BatchSource(metadata, config.corpus_cache, tc.segment_seconds, tc.batch_size, config.seed, tc.data_workers) as source, BatchSource(
