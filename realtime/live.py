@@ -19,10 +19,17 @@ samples and counts a late block; the late samples are dropped when they arrive,
 so the delay never creeps. If the input ring is full, the callback drops the block and counts an
 overflow, noting where in the sample sequence the block fell; the worker feeds
 a block of zeros at that point, so input and output stay sample-aligned.
+
+Streams whose callback runs on an ordinary thread that blocks on the server
+(:class:`~realtime.pulse_stream.PulseDuplexStream`, marked by a true
+``processes_inline`` attribute) have no real-time callback to protect: there the
+callback runs the enhancer itself, with no worker and no hand-over block. A slow
+block then only delays the write, which the stream's playback buffer absorbs.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import select
@@ -86,6 +93,13 @@ class StreamCounters:
     def xruns(self) -> int:
         """Input overflows + output underflows + late blocks."""
         return self.input_overflows + self.output_underflows + self.late_blocks
+
+
+def _processes_inline(factory: Callable[..., Any] | None) -> bool:
+    """Whether streams made by ``factory`` (a class, or a ``functools.partial`` of one) process inline."""
+    while isinstance(factory, functools.partial):
+        factory = factory.func
+    return bool(getattr(factory, "processes_inline", False))
 
 
 class BlockTap(Protocol):
@@ -159,6 +173,8 @@ class LiveProcessor:
         self._previous_switch_interval: float | None = None
         self.stream_latency = (0.0, 0.0)
         """(input, output) latency in seconds as reported by the audio API."""
+        self._inline = False
+        """Whether the stream's own thread runs the enhancer (see the module docstring)."""
 
     # --- the real-time side -------------------------------------------------------------------
 
@@ -195,6 +211,37 @@ class LiveProcessor:
         self._played += frames
         outdata[:] = out[:, None]
         os.eventfd_write(self._wake_fd, 1)
+
+    def _inline_callback(self, indata: np.ndarray, outdata: np.ndarray, frames: int, _time: Any, status: Any) -> None:
+        """The callback of a stream that ``processes_inline``: enhance the block here, in the stream's thread."""
+        counters = self.counters
+        counters.callbacks += 1
+        if status.input_overflow:
+            counters.input_overflows += 1
+        if status.output_underflow:
+            counters.output_underflows += 1
+        if self._stop.is_set():
+            outdata[:] = 0.0
+            return
+        start = time.perf_counter()
+        index = self._played
+        block = indata[:, self.input_channel]
+        try:
+            if self.tap is not None:
+                self.tap.on_input(index, block)
+            out = self.enhancer.process(block)
+            if self.tap is not None:
+                self.tap.on_output(index, out)
+        except BaseException as exc:  # reported by stop(); the stream plays silence until it is closed
+            self._worker_error = exc
+            log.exception("processing failed")
+            self._stop.set()
+            outdata[:] = 0.0
+            return
+        outdata[:] = out[:, None]
+        self._played += frames
+        self._times[self._times_count % TIMING_HISTORY] = time.perf_counter() - start
+        self._times_count += 1
 
     # --- the worker ---------------------------------------------------------------------------
 
@@ -248,7 +295,10 @@ class LiveProcessor:
 
     @property
     def handover_latency(self) -> int:
-        """Samples of delay between the callback and the worker: one block, plus any settling growth."""
+        """Samples of delay between the callback and the worker: one block, plus any settling growth
+        (none when the stream processes inline)."""
+        if self._inline:
+            return 0
         return self.block_size + self._ring_offset
 
     @property
@@ -280,15 +330,18 @@ class LiveProcessor:
             devices = f"{in_info['name']} -> {out_info['name']}"
         else:
             devices = f"{self.input_device or 'default'} -> {self.output_device or 'default'}"
-        self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._played = self._ring_offset = 0
-        self._out_ring.write_zeros(self.block_size)
+        self._stop.clear()
+        self._inline = _processes_inline(self.stream_factory)
         self._previous_switch_interval = sys.getswitchinterval()
         block_seconds = self.block_size / self.sample_rate
         sys.setswitchinterval(min(self._previous_switch_interval, block_seconds / GIL_SWITCHES_PER_BLOCK))
-        self._stop.clear()
-        self._worker = threading.Thread(target=self._work, name="quietmic-worker", daemon=True)
-        self._worker.start()
+        if not self._inline:
+            self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+            self._out_ring.write_zeros(self.block_size)
+            self._worker = threading.Thread(target=self._work, name="quietmic-worker", daemon=True)
+            self._worker.start()
+        callback = self._inline_callback if self._inline else self._callback
         try:
             if self.stream_factory is None:
                 self._stream = sd.Stream(
@@ -298,11 +351,11 @@ class LiveProcessor:
                     channels=(self.input_channel + 1, min(int(out_info["max_output_channels"]), 2)),
                     dtype="float32",
                     latency=self.latency,
-                    callback=self._callback,
+                    callback=callback,
                 )
             else:
                 self._stream = self.stream_factory(
-                    self.sample_rate, self.block_size, channels=(self.input_channel + 1, 1), callback=self._callback
+                    self.sample_rate, self.block_size, channels=(self.input_channel + 1, 1), callback=callback
                 )
             self._stream.start()
         except sd.PortAudioError as exc:

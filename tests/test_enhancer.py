@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from realtime import dsp
 from realtime.enhancer import Enhancer
 from realtime.errors import QuietmicError
 from realtime.file_mode import enhance_signal
@@ -169,3 +170,34 @@ def test_stage_timing_adds_up_without_changing_the_output(reference_model) -> No
     timed.stage_seconds = np.zeros(3)
     np.testing.assert_array_equal(plain.process(audio), timed.process(audio))
     assert (timed.stage_seconds > 0).all() and timed.hops_processed == 100
+
+
+def test_lookahead_mask_of_frame_t_is_applied_to_frame_t_minus_one(reference_model, tmp_path) -> None:
+    """A model that looks one frame ahead: its mask of frame t shapes frame t - 1 (as the training loss assumes)."""
+    pytest.importorskip("flatbuffers")
+    from dataclasses import replace
+
+    from model_export.tflite_metadata import embed_metadata
+
+    causal_path = reference_model("random", 16000, "float32")
+    causal_model = MaskModel(causal_path)
+    ahead_path = tmp_path / "lookahead.tflite"
+    ahead_path.write_bytes(embed_metadata(causal_path.read_bytes(), replace(causal_model.metadata, lookahead_frames=1)))
+    signal = noise_and_tones(16000, seconds=0.5)
+
+    causal = Enhancer(causal_model, 16000, block_size=160)
+    causal.gain_log = []
+    causal_out = enhance_signal(causal, signal, 160)
+    ahead = Enhancer(MaskModel(ahead_path), 16000, block_size=160)
+    ahead.gain_log = []
+    ahead_out = enhance_signal(ahead, signal, 160)
+    assert ahead.latency == causal.latency + 160  # one hop more
+    gains = np.array(ahead.gain_log)  # one more hop than the causal run (to flush the extra delay)
+    np.testing.assert_allclose(np.array(causal.gain_log), gains[: len(causal.gain_log)], atol=1e-6)  # same masks
+
+    spectra = dsp.stft(signal, causal.framing)
+    n = len(spectra)
+    np.testing.assert_allclose(causal_out, dsp.istft(spectra * gains[:n], causal.framing, len(signal)), atol=1e-5)
+    shifted = spectra * gains[1 : n + 1]  # frame t takes the mask computed at frame t + 1
+    np.testing.assert_allclose(ahead_out, dsp.istft(shifted, ahead.framing, len(signal)), atol=1e-5)
+    assert np.max(np.abs(ahead_out - causal_out)) > 1e-3  # the shift matters for this model

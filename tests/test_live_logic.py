@@ -13,8 +13,10 @@ import time
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 from realtime.enhancer import Enhancer
+from realtime.errors import DeviceError
 from realtime.live import INPUT_RING_SECONDS, LiveProcessor
 
 RATE = 16000
@@ -78,3 +80,78 @@ def test_stalled_worker_recovers_with_the_same_delay(reference_model) -> None:
     assert np.max(np.abs(output[tail] - expected)) < 1e-5  # same delay as before the stall
     head = slice(delay, 60 * BLOCK)
     assert np.max(np.abs(output[head] - signal[head.start - delay : head.stop - delay])) < 1e-5
+
+
+class InlineStream:
+    """A stand-in for PulseDuplexStream: its own thread calls the callback; the test drives it by hand."""
+
+    processes_inline = True
+
+    def __init__(self, samplerate: int, blocksize: int, channels: tuple[int, int], callback) -> None:  # noqa: ANN001
+        self.callback, self.blocksize = callback, blocksize
+        self.active = False
+        self.latency = (0.0, 0.0)
+
+    def start(self) -> None:
+        self.active = True
+
+    def stop(self) -> None:
+        self.active = False
+
+    def close(self) -> None:
+        self.active = False
+
+    def block(self, indata: np.ndarray) -> np.ndarray:
+        outdata = np.zeros((self.blocksize, 1), dtype=np.float32)
+        self.callback(indata[:, None], outdata, self.blocksize, None, OK_STATUS)
+        return outdata[:, 0]
+
+
+def test_a_stream_that_processes_inline_runs_the_enhancer_in_its_callback(reference_model) -> None:
+    """No worker thread and no hand-over block: the callback's output is the enhancer's for that very block."""
+    import functools
+
+    enhancer = Enhancer(reference_model("identity", 16000, "float32"), RATE, block_size=BLOCK)
+    streams: list[InlineStream] = []
+
+    def factory(*args, **kwargs) -> InlineStream:  # noqa: ANN002, ANN003
+        streams.append(InlineStream(*args, **kwargs))
+        return streams[-1]
+
+    factory.processes_inline = True  # type: ignore[attr-defined]
+    processor = LiveProcessor(enhancer, BLOCK, stream_factory=functools.partial(factory))
+    processor.start()
+    try:
+        assert processor._worker is None and processor.handover_latency == 0
+        assert processor.stated_latency == enhancer.latency
+        rng = np.random.default_rng(1)
+        signal = (0.1 * rng.standard_normal(50 * BLOCK)).astype(np.float32)
+        output = np.concatenate([streams[0].block(signal[k * BLOCK : (k + 1) * BLOCK]) for k in range(50)])
+        delay = enhancer.latency
+        assert np.max(np.abs(output[delay:] - signal[: len(signal) - delay])) < 1e-5
+        assert processor.counters.callbacks == 50 and processor.counters.xruns == 0
+        assert len(processor.processing_times()) == 50
+    finally:
+        processor.stop()
+
+
+def test_an_inline_processing_failure_stops_the_stream_and_is_reported(reference_model) -> None:
+    enhancer = Enhancer(reference_model("identity", 16000, "float32"), RATE, block_size=BLOCK)
+    streams: list[InlineStream] = []
+
+    def factory(*args, **kwargs) -> InlineStream:  # noqa: ANN002, ANN003
+        streams.append(InlineStream(*args, **kwargs))
+        return streams[-1]
+
+    factory.processes_inline = True  # type: ignore[attr-defined]
+    processor = LiveProcessor(enhancer, BLOCK, stream_factory=factory)
+    processor.start()
+
+    def broken(block: np.ndarray) -> np.ndarray:
+        raise RuntimeError("model exploded")
+
+    enhancer.process = broken  # type: ignore[method-assign]
+    out = streams[0].block(np.ones(BLOCK, dtype=np.float32))
+    assert not out.any() and not processor.streaming  # silence, and the service sees a dead stream
+    with pytest.raises(DeviceError, match="model exploded"):
+        processor.stop()

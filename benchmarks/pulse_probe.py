@@ -1,0 +1,111 @@
+"""Play into a PulseAudio sink and record a source in the same stream, sample-locked.
+
+:func:`play_and_record` plays ``signal`` into ``sink`` (e.g. the test
+microphone's input) while recording ``source`` (e.g. quietmic's virtual
+microphone) through one :class:`~realtime.pulse_stream.PulseDuplexStream`: each
+callback plays one block and records one block, so the lag of a recorded event
+behind the played one is the round trip ``sink -> ... -> source`` plus the
+probe's own buffering (constant for a stream; measure it with ``source`` = the
+microphone itself and subtract).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from realtime.pulse_stream import PulseDuplexStream
+
+START_TIMEOUT_SECONDS = 5.0
+WARMUP_SECONDS = 2.0
+"""Silence a probe plays before its signal: a null sink that had no stream renders ahead by up to
+2 s, and a new stream's first writes wait that long."""
+QUIET_WINDOW_FRACTION = 0.1
+"""See :func:`windowed_correlations`."""
+PROBE_PLAYBACK_BLOCKS = 10
+"""The probe's playback buffer (blocks), all of it filled before playback starts: a probe's delay
+cancels out of every measurement, a probe's underrun would not."""
+
+
+def play_and_record(signal: np.ndarray, source: str, sink: str, rate: int = 48000, block: int = 480,
+                    tail_seconds: float = 1.0, timing: dict[str, float] | None = None) -> np.ndarray:
+    """Record ``source`` while playing ``signal`` into ``sink``; as many samples as played (+ tail).
+
+    The stream first plays and records :data:`WARMUP_SECONDS` of silence (left
+    out of the result), while the server settles the new streams' buffers.
+    ``timing``, if given, receives ``"first_callback"``: the ``time.monotonic()``
+    of the block holding sample 0 of both the played and the recorded signal.
+    """
+    warmup = int(WARMUP_SECONDS * rate) // block * block
+    total = warmup + len(signal) + int(tail_seconds * rate)
+    total += -total % block
+    played = np.zeros(total, dtype=np.float32)
+    played[warmup : warmup + len(signal)] = signal
+    recorded = np.zeros(total, dtype=np.float32)
+    position = [0]
+
+    def callback(indata: np.ndarray, outdata: np.ndarray, frames: int, _time: object, _status: object) -> None:
+        start = position[0]
+        if start == warmup and timing is not None:
+            timing["first_callback"] = time.monotonic()
+        if start + frames <= total:
+            recorded[start : start + frames] = indata[:, 0]
+            outdata[:, 0] = played[start : start + frames]
+        else:
+            outdata[:] = 0.0
+        position[0] = start + frames
+
+    stream = PulseDuplexStream(rate, block, device=(source, sink), channels=(1, 1), callback=callback,
+                               client_name="quietmic-probe", catch_up=False,
+                               playback_blocks=PROBE_PLAYBACK_BLOCKS, prebuffer_blocks=PROBE_PLAYBACK_BLOCKS)
+    stream.start()
+    deadline = time.monotonic() + total / rate + START_TIMEOUT_SECONDS
+    try:
+        while position[0] < total:
+            if not stream.active:
+                raise RuntimeError(f"the probe stream ended: {stream.error}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("the probe stream did not keep real-time pace")
+            time.sleep(0.05)
+    finally:
+        stream.close()
+    return recorded[warmup:]
+
+
+def lag_and_correlation(reference: np.ndarray, recorded: np.ndarray, max_lag: int) -> tuple[int, float]:
+    """Lag (samples) of ``reference`` inside ``recorded`` and the correlation coefficient of the aligned parts."""
+    from scipy import fft as sp_fft
+
+    size = sp_fft.next_fast_len(len(reference) + len(recorded))
+    correlation = sp_fft.irfft(sp_fft.rfft(recorded, size) * np.conj(sp_fft.rfft(reference, size)), size)
+    lag = int(np.argmax(correlation[: max_lag + 1]))
+    n = min(len(reference), len(recorded) - lag)
+    a, b = reference[:n].astype(np.float64), recorded[lag : lag + n].astype(np.float64)
+    denominator = np.sqrt(np.dot(a, a) * np.dot(b, b))
+    return lag, float(np.dot(a, b) / denominator) if denominator > 0 else 0.0
+
+
+def windowed_correlations(reference: np.ndarray, recorded: np.ndarray, lag: int, window: int,
+                          search: int) -> np.ndarray:
+    """Correlation of each ``window``-sample stretch of ``reference`` with ``recorded``, aligned on its own.
+
+    Each stretch is matched within ``search`` samples of ``lag``, so a server
+    that slipped a few samples part-way is still scored on the signal, not on
+    the slip (slips are the drift measurement's business). Stretches of
+    ``reference`` with less than :data:`QUIET_WINDOW_FRACTION` of its mean energy
+    are left out (a correlation of near-silence means nothing).
+    """
+    floor = QUIET_WINDOW_FRACTION * float(np.mean(reference.astype(np.float64) ** 2)) * window
+    scores = []
+    for start in range(0, len(reference) - window + 1, window):
+        piece = reference[start : start + window]
+        if float(np.dot(piece, piece)) < floor:
+            continue
+        first = max(0, start + lag - search)
+        stretch = recorded[first : start + lag + search + window]
+        if len(stretch) < window:
+            break
+        _, correlation = lag_and_correlation(piece, stretch, len(stretch) - window)
+        scores.append(correlation)
+    return np.array(scores)

@@ -1,0 +1,233 @@
+"""The background process measured on a private PulseAudio server: delay, reconnect time, CPU, drift.
+
+    python -m benchmarks.virtual_mic [--model F] [--minutes 5] [--json OUT]
+
+Starts a private PulseAudio server with a test microphone
+(:mod:`benchmarks.pulse_server`), runs ``quietmic start --backend pulse`` on it
+and measures, with a probe client (:mod:`benchmarks.pulse_probe`) that plays
+into the test microphone and records a source in the same stream:
+
+* **delay through the virtual microphone**: the lag of voiced bursts recorded
+  from "quietmic" minus the lag recorded from the microphone itself (the
+  probe's and the server's share);
+* **drift**: that lag, burst by burst (one a second) for ``--minutes``;
+* **reconnect time**: the microphone is unplugged (its source removed) and
+  plugged back; the time until quietmic streams again, and until audio flows
+  through the virtual microphone again;
+* **CPU use** of the background process over the drift run (its own figure in
+  ``quietmic status``), and its xruns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from benchmarks.live_delay import delay_by_correlation, voiced_burst
+from benchmarks.pulse_probe import play_and_record
+from benchmarks.pulse_server import MIC_SINK, MIC_SOURCE, PulseServer
+from realtime.virtual_mic import SOURCE_NAME
+
+RATE = 48000
+INTERVAL_SECONDS = 1.0
+MAX_LAG_SECONDS = 0.5
+MIN_CORRELATION = 0.5
+CREEP_SHARE = 0.2
+"""Creep compares the median delay of the last fifth of the drift run with the first fifth's."""
+DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+RECONNECT_LIMIT_SECONDS = 10.0
+REPLUG_PROBE_SECONDS = 6.0
+"""Length of the probe that runs across the plug."""
+REPLUG_AFTER_SECONDS = 1.5
+"""The microphone is plugged back this long after the probe started."""
+REPLUG_SOUND_FRACTION = 0.1
+"""Recorded samples above this fraction of the vowel's peak count as sound."""
+
+
+def burst_train(seconds: float) -> np.ndarray:
+    """A voiced burst at the start of every second."""
+    interval = int(INTERVAL_SECONDS * RATE)
+    train = np.zeros(int(seconds) * interval, dtype=np.float32)
+    burst = voiced_burst(RATE)
+    for start in range(0, len(train), interval):
+        train[start : start + len(burst)] = burst
+    return train
+
+
+def burst_lags(played: np.ndarray, recorded: np.ndarray) -> list[int | None]:
+    """The lag of each burst of ``played`` in ``recorded`` (None when not found)."""
+    interval = int(INTERVAL_SECONDS * RATE)
+    max_lag = int(MAX_LAG_SECONDS * RATE)
+    lags: list[int | None] = []
+    for start in range(0, len(played) - interval + 1, interval):
+        reference = played[start : start + interval]
+        window = recorded[start : start + interval + max_lag]
+        if len(window) < interval + max_lag:
+            break
+        lag, correlation = delay_by_correlation(reference, window[: interval + max_lag], max_lag)
+        lags.append(lag if correlation >= MIN_CORRELATION else None)
+    return lags
+
+
+def creep_ms(lags: list[int | None]) -> float | None:
+    """How much later the bursts came at the end of the run than at its start, in ms.
+
+    Median lag of the last :data:`CREEP_SHARE` of the bursts minus that of the
+    first: a delay that keeps growing shows here, a brief excursion that is
+    caught up does not (it shows in the max - min drift).
+    """
+    share = max(1, int(len(lags) * CREEP_SHARE))
+    first = [lag for lag in lags[:share] if lag is not None]
+    last = [lag for lag in lags[-share:] if lag is not None]
+    if not first or not last:
+        return None
+    return 1000.0 * (float(np.median(last)) - float(np.median(first))) / RATE
+
+
+class Quietmic:
+    """``quietmic`` commands against the server in ``env``."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = {**os.environ, **env}
+
+    def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "realtime", *args], capture_output=True, text=True,
+                              env=self.env, timeout=60)
+
+    def status(self) -> dict[str, Any]:
+        return json.loads(self("status", "--json").stdout)
+
+    def wait_for(self, state: str, limit: float) -> float:
+        start = time.monotonic()
+        while self.status()["state"] != state:
+            if time.monotonic() - start > limit:
+                raise RuntimeError(f"quietmic did not reach {state!r} within {limit} s: {self.status()}")
+            time.sleep(0.02)
+        return time.monotonic() - start
+
+
+def measure_replug(server: PulseServer, quietmic: Quietmic, through: list[int]) -> tuple[float, float | None]:
+    """Plug the microphone back (it is unplugged) while a probe plays a vowel into it and records "quietmic".
+
+    Returns (seconds until ``quietmic status`` says running, seconds until the
+    first noise plugged in came out of the virtual microphone - None if none did).
+    The probe's recording is silent while quietmic has no microphone; the first
+    sound in it (a long synthetic vowel, which a denoiser keeps), moved back by the probe's round trip through quietmic
+    (``through``, samples), dates the moment audio flowed again.
+    """
+    vowel = voiced_burst(RATE, seconds=REPLUG_PROBE_SECONDS)
+    timing: dict[str, float] = {}
+    recorded: list[np.ndarray] = []
+    probe = threading.Thread(target=lambda: recorded.append(
+        play_and_record(vowel, SOURCE_NAME, MIC_SINK, tail_seconds=0.0, timing=timing)))
+    probe.start()
+    time.sleep(REPLUG_AFTER_SECONDS)
+    server.plug_mic()
+    plugged = time.monotonic()
+    reconnect_s = quietmic.wait_for("running", RECONNECT_LIMIT_SECONDS)
+    probe.join()
+    if not recorded or "first_callback" not in timing:
+        return reconnect_s, None
+    loud = np.flatnonzero(np.abs(recorded[0]) > REPLUG_SOUND_FRACTION * np.abs(vowel).max())
+    round_trip = int(np.median(through)) if through else 0
+    if not len(loud):
+        return reconnect_s, None
+    return reconnect_s, timing["first_callback"] + (loud[0] - round_trip) / RATE - plugged
+
+
+def measure(model: str | None, minutes: float, workdir: Path) -> dict[str, Any]:
+    """Run every measurement on a fresh private server; the figures."""
+    server = PulseServer(workdir / "run", rate=RATE)
+    server.start()
+    env = {**server.env, "XDG_STATE_HOME": str(workdir / "state"), "XDG_CONFIG_HOME": str(workdir / "config")}
+    os.environ.update(env)  # the probe's libpulse connects to this server
+    quietmic = Quietmic(env)
+    try:
+        started = quietmic("start", "--backend", "pulse", *(["--model", model] if model else []))
+        if started.returncode != 0:
+            raise RuntimeError(f"quietmic start failed: {started.stderr}")
+        short = burst_train(5)
+        direct = [lag for lag in burst_lags(short, play_and_record(short, MIC_SOURCE, MIC_SINK)) if lag is not None]
+        through = [lag for lag in burst_lags(short, play_and_record(short, SOURCE_NAME, MIC_SINK)) if lag is not None]
+        delay_ms = (1000.0 * (np.median(through) - np.median(direct)) / RATE) if direct and through else None
+
+        # Unplug and plug back, with a probe running across the plug.
+        server.unplug_mic()
+        quietmic.wait_for("waiting for the input device", RECONNECT_LIMIT_SECONDS)
+        reconnect_s, flowing = measure_replug(server, quietmic, through)
+        before = quietmic.status()
+
+        # Drift.
+        train = burst_train(minutes * 60.0)
+        lags = burst_lags(train, play_and_record(train, SOURCE_NAME, MIC_SINK))
+        after = quietmic.status()
+        found = [lag for lag in lags if lag is not None]
+        series_ms = [None if lag is None else 1000.0 * lag / RATE for lag in lags]
+        return {
+            "delay_ms": delay_ms,
+            "direct_round_trip_ms": 1000.0 * float(np.median(direct)) / RATE if direct else None,
+            "through_round_trip_ms": 1000.0 * float(np.median(through)) / RATE if through else None,
+            "stated_latency_ms": after["latency_ms"],
+            "reconnect_seconds": reconnect_s,
+            "audio_back_seconds": flowing,
+            "drift_minutes": minutes,
+            "drift_ms": 1000.0 * (max(found) - min(found)) / RATE if found else None,
+            "creep_ms": creep_ms(lags),
+            "drift_series_ms": series_ms,
+            "bursts_lost": sum(1 for lag in lags if lag is None),
+            "cpu_percent_average": after["cpu_percent_average"],
+            "cpu_percent_now": after["cpu_percent"],
+            "xruns_during_drift": after["xruns"] - before["xruns"],
+            "counters": after["counters"],
+            "server": after.get("virtual_microphone"),
+            "model": after["model"],
+        }
+    finally:
+        quietmic("stop")
+        server.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", help="model file (default: the installed model)")
+    parser.add_argument("--minutes", type=float, default=5.0, help="length of the drift run")
+    parser.add_argument("--json", metavar="OUT", help="JSON output (default: benchmarks/results/virtual_mic.json)")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="qm-vm-") as tmp:
+        result = measure(args.model, args.minutes, Path(tmp))
+    result["date"] = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    out = Path(args.json) if args.json else DEFAULT_OUT / "virtual_mic.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+
+    def fmt(value: Any, unit: str, digits: int = 1) -> str:
+        return "-" if value is None else f"{value:.{digits}f} {unit}"
+
+    print(f"quietmic background process on PulseAudio ({result['model']['name']}, {result['model']['quantization']})")
+    print(f"delay through the virtual microphone  {fmt(result['delay_ms'], 'ms')}  (stated by quietmic: "
+          f"{fmt(result['stated_latency_ms'], 'ms')}; probe round trip direct {fmt(result['direct_round_trip_ms'], 'ms')}, "
+          f"through quietmic {fmt(result['through_round_trip_ms'], 'ms')})")
+    print(f"reconnect after the microphone came back  {fmt(result['reconnect_seconds'], 's', 2)} "
+          f"(audio through the virtual microphone again after {fmt(result['audio_back_seconds'], 's', 2)})")
+    print(f"drift over {result['drift_minutes']:g} min  {fmt(result['drift_ms'], 'ms', 2)} max - min, "
+          f"creep {fmt(result['creep_ms'], 'ms', 2)} (last fifth - first fifth) "
+          f"({len(result['drift_series_ms'])} bursts, {result['bursts_lost']} lost)")
+    print(f"CPU of the background process  {fmt(result['cpu_percent_average'], '% of one core')} average; "
+          f"xruns during the drift run {result['xruns_during_drift']}")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""The background process on a real PulseAudio server that the tests start (no sound card needed).
+
+A private ``pulseaudio`` (:mod:`benchmarks.pulse_server`) provides a test
+microphone; ``quietmic start`` makes the "quietmic" virtual microphone; a probe
+client plays into the test microphone and records from the virtual one.
+``.ci/run`` installs PulseAudio and sets QUIETMIC_REQUIRE_PULSE=1, so there a
+missing PulseAudio fails instead of skipping.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.signal import resample_poly
+
+from benchmarks.peers import test_signal as speech_like_signal
+from benchmarks.pulse_probe import lag_and_correlation, play_and_record, windowed_correlations
+from benchmarks.pulse_server import MIC_SINK, MIC_SOURCE, PulseServer
+from realtime.enhancer import Enhancer
+from realtime.file_mode import enhance_signal
+from realtime.pulse_stream import PLAYBACK_TARGET_BLOCKS
+from realtime.virtual_mic import SOURCE_NAME
+
+RATE = 48000
+BLOCK = 480
+RECONNECT_LIMIT_SECONDS = 2.0
+MAX_LAG = RATE // 2
+WINDOW = RATE // 4
+"""The recording is compared with file mode in stretches of this many samples (250 ms)."""
+SLIP = RATE // 100
+"""Each stretch may have slipped this far (10 ms) against the first: the server's timing, not quietmic's signal."""
+MATCH = 0.95
+MATCHED_FRACTION = 0.9
+"""At least this fraction of stretches must match file mode (a slip spoils the stretch it falls in)."""
+CLOSER = 5.0
+"""The recording's residual (1 - correlation) against file mode must be this many times smaller
+than against the unprocessed input."""
+
+pytestmark = pytest.mark.audio_server
+
+
+@pytest.fixture
+def pulse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    if shutil.which("pulseaudio") is None:
+        if os.environ.get("QUIETMIC_REQUIRE_PULSE"):
+            pytest.fail("pulseaudio is not installed; .ci/run installs it")
+        pytest.skip("pulseaudio is not installed (apt-get install pulseaudio pulseaudio-utils)")
+    server = PulseServer(tmp_path / "run")
+    server.start()
+    for name in ("XDG_STATE_HOME", "XDG_CONFIG_HOME"):
+        monkeypatch.setenv(name, str(tmp_path / name.lower()))
+    for key, value in server.env.items():
+        monkeypatch.setenv(key, value)
+    yield server
+    subprocess.run([sys.executable, "-m", "realtime", "stop"], capture_output=True, timeout=30)
+    server.stop()
+
+
+def quietmic(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "realtime", *args], capture_output=True, text=True, timeout=60)
+
+
+def status() -> dict:
+    return json.loads(quietmic("status", "--json").stdout)
+
+
+def wait_for(state: str, limit: float) -> float:
+    """Seconds until the service reports ``state`` (fails after ``limit``)."""
+    start = time.monotonic()
+    while (current := status())["state"] != state:
+        assert time.monotonic() - start < limit, f"still {current['state']!r} ({current.get('detail')}) after {limit} s"
+        time.sleep(0.05)
+    return time.monotonic() - start
+
+
+def noisy_speech(seconds: float = 5.0) -> np.ndarray:
+    noisy, _ = speech_like_signal(seconds, seed=3, snr_db=5.0)
+    audio = resample_poly(noisy, RATE // 16000, 1).astype(np.float32)
+    return np.concatenate([np.zeros(RATE // 2, np.float32), audio])
+
+
+def test_virtual_microphone_carries_the_enhanced_signal(pulse: PulseServer, reference_model) -> None:
+    model = reference_model("random", 16000)
+    started = quietmic("start", "--backend", "pulse", "--model", str(model))
+    assert started.returncode == 0, started.stderr
+    assert SOURCE_NAME in pulse.pactl("list", "short", "sources")  # other programs see it now, no restart
+    current = status()
+    assert current["state"] == "running" and current["input"] == MIC_SOURCE
+
+    signal = noisy_speech()
+    recorded = play_and_record(signal, source=SOURCE_NAME, sink=MIC_SINK)
+    expected = enhance_signal(Enhancer(model, RATE, block_size=BLOCK), signal, BLOCK)
+    lag, _ = lag_and_correlation(expected, recorded, MAX_LAG)
+    with_output = windowed_correlations(expected, recorded, lag, WINDOW, SLIP)
+    with_input = windowed_correlations(signal, recorded, lag, WINDOW, SLIP)
+    matched = float(np.mean(with_output > MATCH))
+    assert matched >= MATCHED_FRACTION, (
+        f"only {matched:.0%} of {WINDOW / RATE:g}-s stretches match file mode (correlation > {MATCH}): {with_output.round(3)}"
+    )
+    # It is the enhanced signal, not the input passed through: far closer to file mode's output than to the input.
+    residual_output, residual_input = np.median(1.0 - with_output), np.median(1.0 - with_input)
+    assert residual_input > CLOSER * residual_output, (residual_output, residual_input)
+
+    assert quietmic("stop").returncode == 0
+    assert SOURCE_NAME not in pulse.pactl("list", "short", "sources")  # removed on stop
+    assert "quietmic" not in pulse.pactl("list", "short", "modules")
+
+
+def test_unplugged_microphone_and_restarted_server_are_survived(pulse: PulseServer, reference_model) -> None:
+    model = reference_model("random", 16000)
+    assert quietmic("start", "--backend", "pulse", "--model", str(model)).returncode == 0
+
+    pulse.unplug_mic()
+    wait_for("waiting for the input device", 2.0)
+    pulse.plug_mic()
+    reconnect = wait_for("running", RECONNECT_LIMIT_SECONDS)
+    print(f"reconnect after the microphone returned: {reconnect:.2f} s")
+    burst = noisy_speech(1.0)
+    _, correlation = lag_and_correlation(burst, play_and_record(burst, SOURCE_NAME, MIC_SINK), MAX_LAG)
+    assert correlation > 0.5  # audio flows again
+
+    pid = status()["pid"]
+    pulse.restart()  # kill -9 and start: modules, sources and connections are gone
+    wait_for("running", 10.0)
+    after = status()
+    assert after["pid"] == pid and after["lost_streams"] >= 2 and after["reconnects"] >= 2
+    assert SOURCE_NAME in pulse.pactl("list", "short", "sources")  # made again on the new server
+
+
+DRIFT_MINUTES = 5.0
+MAX_CREEP_MS = 1000.0 * BLOCK / RATE
+"""The delay at the end of the run may exceed the delay at its start by at most one block."""
+MAX_EXCURSION_MS = 1000.0 * PLAYBACK_TARGET_BLOCKS * BLOCK / RATE
+"""A server hiccup may move the delay for a while (until quietmic catches up), by at most its playback buffer."""
+
+
+def test_five_minutes_without_delay_creep(pulse: PulseServer, reference_model, tmp_path: Path) -> None:
+    from benchmarks.virtual_mic import measure
+
+    pulse.stop()  # measure() starts its own server
+    result = measure(str(reference_model("random", 16000)), DRIFT_MINUTES, tmp_path / "measure")
+    print(json.dumps({k: v for k, v in result.items() if k != "drift_series_ms"}, indent=1))
+    assert result["delay_ms"] is not None and result["delay_ms"] > 0
+    assert result["reconnect_seconds"] <= RECONNECT_LIMIT_SECONDS
+    assert result["audio_back_seconds"] is not None and result["audio_back_seconds"] <= RECONNECT_LIMIT_SECONDS
+    assert result["bursts_lost"] == 0
+    assert result["creep_ms"] <= MAX_CREEP_MS, f"delay crept by {result['creep_ms']:.1f} ms"
+    assert result["drift_ms"] <= MAX_EXCURSION_MS, f"delay moved by {result['drift_ms']:.1f} ms"
