@@ -178,13 +178,18 @@ class LiveProcessor:
 
     # --- the real-time side -------------------------------------------------------------------
 
-    def _callback(self, indata: np.ndarray, outdata: np.ndarray, frames: int, _time: Any, status: Any) -> None:
+    def _count(self, status: Any) -> StreamCounters:
+        """Count a callback and the problems its audio API reported; the counters."""
         counters = self.counters
         counters.callbacks += 1
         if status.input_overflow:
             counters.input_overflows += 1
         if status.output_underflow:
             counters.output_underflows += 1
+        return counters
+
+    def _callback(self, indata: np.ndarray, outdata: np.ndarray, frames: int, _time: Any, status: Any) -> None:
+        counters = self._count(status)
         if self._in_ring.free >= frames:
             self._in_ring.write(indata[:, self.input_channel])
         else:  # drop the block; the worker feeds a block of zeros at this point of the sequence
@@ -214,12 +219,7 @@ class LiveProcessor:
 
     def _inline_callback(self, indata: np.ndarray, outdata: np.ndarray, frames: int, _time: Any, status: Any) -> None:
         """The callback of a stream that ``processes_inline``: enhance the block here, in the stream's thread."""
-        counters = self.counters
-        counters.callbacks += 1
-        if status.input_overflow:
-            counters.input_overflows += 1
-        if status.output_underflow:
-            counters.output_underflows += 1
+        self._count(status)
         if self._stop.is_set():
             outdata[:] = 0.0
             return

@@ -7,10 +7,12 @@ output must again be the input delayed by exactly the same latency: no creep.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
 from types import SimpleNamespace
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -107,11 +109,8 @@ class InlineStream:
         return outdata[:, 0]
 
 
-def test_a_stream_that_processes_inline_runs_the_enhancer_in_its_callback(reference_model) -> None:
-    """No worker thread and no hand-over block: the callback's output is the enhancer's for that very block."""
-    import functools
-
-    enhancer = Enhancer(reference_model("identity", 16000, "float32"), RATE, block_size=BLOCK)
+def inline_factory() -> tuple[Callable[..., InlineStream], list[InlineStream]]:
+    """A stream factory marked ``processes_inline`` and the list of the streams it made."""
     streams: list[InlineStream] = []
 
     def factory(*args, **kwargs) -> InlineStream:  # noqa: ANN002, ANN003
@@ -119,7 +118,14 @@ def test_a_stream_that_processes_inline_runs_the_enhancer_in_its_callback(refere
         return streams[-1]
 
     factory.processes_inline = True  # type: ignore[attr-defined]
-    processor = LiveProcessor(enhancer, BLOCK, stream_factory=functools.partial(factory))
+    return factory, streams
+
+
+def test_a_stream_that_processes_inline_runs_the_enhancer_in_its_callback(reference_model) -> None:
+    """No worker thread and no hand-over block: the callback's output is the enhancer's for that very block."""
+    enhancer = Enhancer(reference_model("identity", 16000, "float32"), RATE, block_size=BLOCK)
+    factory, streams = inline_factory()
+    processor = LiveProcessor(enhancer, BLOCK, stream_factory=functools.partial(factory))  # as the service passes it
     processor.start()
     try:
         assert processor._worker is None and processor.handover_latency == 0
@@ -137,13 +143,7 @@ def test_a_stream_that_processes_inline_runs_the_enhancer_in_its_callback(refere
 
 def test_an_inline_processing_failure_stops_the_stream_and_is_reported(reference_model) -> None:
     enhancer = Enhancer(reference_model("identity", 16000, "float32"), RATE, block_size=BLOCK)
-    streams: list[InlineStream] = []
-
-    def factory(*args, **kwargs) -> InlineStream:  # noqa: ANN002, ANN003
-        streams.append(InlineStream(*args, **kwargs))
-        return streams[-1]
-
-    factory.processes_inline = True  # type: ignore[attr-defined]
+    factory, streams = inline_factory()
     processor = LiveProcessor(enhancer, BLOCK, stream_factory=factory)
     processor.start()
 
