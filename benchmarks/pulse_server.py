@@ -4,7 +4,7 @@
 socket (``runtime_dir/pulse/native``; clients find it through
 ``XDG_RUNTIME_DIR``, see :attr:`PulseServer.env`) with
 
-* ``test_mic_input``: a null sink that a test plays "microphone" audio into, and
+* ``test_mic_input``: a mono null sink that a test plays "microphone" audio into, and
 * ``test_mic``: a remapped source of its monitor, the default source: the
   microphone as quietmic sees it (an ordinary source, not a monitor);
 * ``test_speakers``: the default sink, so nothing plays into quietmic's own sink by chance.
@@ -26,10 +26,15 @@ START_TIMEOUT_SECONDS = 15.0
 MIC_SINK = "test_mic_input"
 MIC_SOURCE = "test_mic"
 SPEAKERS = "test_speakers"
+MONO = ("channels=1", "channel_map=mono")
 
 
 class PulseServer:
-    """A PulseAudio server private to ``runtime_dir`` (see the module docstring)."""
+    """A PulseAudio server private to ``runtime_dir`` (see the module docstring).
+
+    :class:`benchmarks.pipewire_server.PipeWireServer` is the same on PipeWire: it
+    starts and stops other daemons and shares the devices and ``pactl`` of this class.
+    """
 
     def __init__(self, runtime_dir: Path, rate: int = 48000) -> None:
         self.runtime_dir = Path(runtime_dir)
@@ -54,8 +59,6 @@ class PulseServer:
             "pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1", "--use-pid-file=no",
             "--disable-shm=yes", f"--log-target=file:{self.log_path}",
             "-L", "module-native-protocol-unix",
-            "-L", f"module-null-sink sink_name={SPEAKERS} rate={self.rate}",
-            "-L", f"module-null-sink sink_name={MIC_SINK} rate={self.rate}",
         ]
         self._process = subprocess.Popen(command, env={**os.environ, **self.env}, stdout=subprocess.DEVNULL,
                                          stderr=subprocess.DEVNULL)
@@ -66,12 +69,18 @@ class PulseServer:
                 self.stop()
                 raise RuntimeError(f"pulseaudio did not start: {log}")
             time.sleep(0.1)
+        self.make_sinks()
         self.plug_mic()
         self.pactl("set-default-sink", SPEAKERS)
 
+    def make_sinks(self) -> None:
+        """The test speakers and the test microphone's input sink (mono, as a microphone is)."""
+        self.pactl("load-module", "module-null-sink", f"sink_name={SPEAKERS}", f"rate={self.rate}")
+        self.pactl("load-module", "module-null-sink", f"sink_name={MIC_SINK}", f"rate={self.rate}", *MONO)
+
     def plug_mic(self) -> None:
         """(Re)create the microphone source and make it the default."""
-        self._mic_module = self.pactl("load-module", "module-remap-source", f"master={MIC_SINK}.monitor",
+        self._mic_module = self.pactl("load-module", "module-remap-source", f"master={MIC_SINK}.monitor", *MONO,
                                       f"source_name={MIC_SOURCE}", "source_properties=device.description=test-mic")
         self.pactl("set-default-source", MIC_SOURCE)
 

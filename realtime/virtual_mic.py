@@ -28,6 +28,10 @@ SINK_NAME = "quietmic_output"
 SOURCE_NAME = "quietmic"
 SOURCE_DESCRIPTION = "quietmic"
 SINK_DESCRIPTION = "quietmic-output"
+MONO = ("channels=1", "channel_map=mono")
+"""The sink and the source are mono, as quietmic's output is: a stereo pair would be mixed down
+by whoever records it, and PipeWire sums the two channels (+3 dB) where PulseAudio averages them."""
+
 PACTL_TIMEOUT_SECONDS = 5.0
 
 
@@ -65,6 +69,7 @@ def default_source() -> str | None:
 def sources() -> list[str]:
     """Names of the server's sources."""
     return [line.split("\t")[1] for line in _pactl("list", "short", "sources").stdout.splitlines() if "\t" in line]
+
 
 
 class ServerEvents:
@@ -139,14 +144,14 @@ class PulseVirtualMic:
         self.remove_stale()
         self.modules = []  # ids of a server that has gone mean nothing now
         sink = _pactl(
-            "load-module", "module-null-sink", f"sink_name={SINK_NAME}", f"rate={self.rate}",
+            "load-module", "module-null-sink", f"sink_name={SINK_NAME}", f"rate={self.rate}", *MONO,
             f"sink_properties=device.description={SINK_DESCRIPTION}",
         )
         if sink.returncode != 0:
             raise DeviceError(f"cannot create the quietmic output sink: {sink.stderr.strip() or sink.stdout.strip()}")
         self.modules.append(sink.stdout.strip())
         source = _pactl(
-            "load-module", "module-remap-source", f"master={SINK_NAME}.monitor", f"source_name={SOURCE_NAME}",
+            "load-module", "module-remap-source", f"master={SINK_NAME}.monitor", f"source_name={SOURCE_NAME}", *MONO,
             f"source_properties=device.description={SOURCE_DESCRIPTION}",
         )
         if source.returncode != 0:
