@@ -11,6 +11,7 @@ microphone itself and subtract).
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -29,13 +30,16 @@ cancels out of every measurement, a probe's underrun would not."""
 
 
 def play_and_record(signal: np.ndarray, source: str, sink: str, rate: int = 48000, block: int = 480,
-                    tail_seconds: float = 1.0, timing: dict[str, float] | None = None) -> np.ndarray:
+                    tail_seconds: float = 1.0, timing: dict[str, float] | None = None,
+                    mark: tuple[int, threading.Event] | None = None) -> np.ndarray:
     """Record ``source`` while playing ``signal`` into ``sink``; as many samples as played (+ tail).
 
     The stream first plays and records :data:`WARMUP_SECONDS` of silence (left
     out of the result), while the server settles the new streams' buffers.
     ``timing``, if given, receives ``"first_callback"``: the ``time.monotonic()``
     of the block holding sample 0 of both the played and the recorded signal.
+    ``mark = (index, event)`` sets ``event`` when the block holding ``signal[index]``
+    is handed to the server (it plays :data:`PROBE_PLAYBACK_BLOCKS` blocks later).
     """
     warmup = int(WARMUP_SECONDS * rate) // block * block
     total = warmup + len(signal) + int(tail_seconds * rate)
@@ -49,6 +53,8 @@ def play_and_record(signal: np.ndarray, source: str, sink: str, rate: int = 4800
         start = position[0]
         if start == warmup and timing is not None:
             timing["first_callback"] = time.monotonic()
+        if mark is not None and start <= warmup + mark[0] < start + frames:
+            mark[1].set()
         if start + frames <= total:
             recorded[start : start + frames] = indata[:, 0]
             outdata[:, 0] = played[start : start + frames]

@@ -35,11 +35,13 @@ from typing import Any, Sequence
 import numpy as np
 
 from benchmarks.live_delay import delay_by_correlation, voiced_burst
-from benchmarks.pulse_probe import play_and_record
+from benchmarks.pulse_probe import PROBE_PLAYBACK_BLOCKS, WARMUP_SECONDS, play_and_record
 from benchmarks.pulse_server import MIC_SINK, MIC_SOURCE, PulseServer
 from realtime.virtual_mic import SOURCE_NAME
 
 RATE = 48000
+BLOCK = 480
+"""The probe's block (samples)."""
 INTERVAL_SECONDS = 1.0
 MAX_LAG_SECONDS = 0.5
 MIN_CORRELATION = 0.5
@@ -50,9 +52,10 @@ RECONNECT_LIMIT_SECONDS = 10.0
 REPLUG_PROBE_SECONDS = 6.0
 """Length of the probe that runs across the plug."""
 REPLUG_AFTER_SECONDS = 1.5
-"""The microphone is plugged back this long after the probe started."""
-REPLUG_SOUND_FRACTION = 0.1
-"""Recorded samples above this fraction of the vowel's peak count as sound."""
+"""The microphone is plugged back this far into the probe's vowel (its fade-in is over)."""
+REPLUG_SOUND_LEVEL = 1e-3
+"""Recorded samples above this (-60 dBFS) count as sound: without a microphone the virtual one
+carries digital silence, and a denoiser soon turns a steady vowel down by 20-30 dB."""
 
 
 def burst_train(seconds: float) -> np.ndarray:
@@ -121,29 +124,32 @@ def measure_replug(server: PulseServer, quietmic: Quietmic, through: list[int]) 
     """Plug the microphone back (it is unplugged) while a probe plays a vowel into it and records "quietmic".
 
     Returns (seconds until ``quietmic status`` says running, seconds until the
-    first noise plugged in came out of the virtual microphone - None if none did).
-    The probe's recording is silent while quietmic has no microphone; the first
-    sound in it (a long synthetic vowel, which a denoiser keeps), moved back by the probe's round trip through quietmic
-    (``through``, samples), dates the moment audio flowed again.
+    first sound played after the plug came out of the virtual microphone - None
+    if none did). The probe asks for the plug when it hands sample ``k`` of the
+    vowel to the server; the recording is digital silence while quietmic has no
+    microphone, and its first sound, moved back by the probe's round trip through
+    quietmic (``through``, samples), is vowel sample ``p``: audio flowed again
+    ``(p - k)`` samples after the plug, plus the probe's playback buffer (the
+    plug came that much before sample ``k`` was heard; counted in, so the
+    figure errs long).
     """
     vowel = voiced_burst(RATE, seconds=REPLUG_PROBE_SECONDS)
-    timing: dict[str, float] = {}
+    plug_index = int(REPLUG_AFTER_SECONDS * RATE)
+    plug_now = threading.Event()
     recorded: list[np.ndarray] = []
     probe = threading.Thread(target=lambda: recorded.append(
-        play_and_record(vowel, SOURCE_NAME, MIC_SINK, tail_seconds=0.0, timing=timing)))
+        play_and_record(vowel, SOURCE_NAME, MIC_SINK, tail_seconds=0.0, mark=(plug_index, plug_now))))
     probe.start()
-    time.sleep(REPLUG_AFTER_SECONDS)
+    if not plug_now.wait(REPLUG_PROBE_SECONDS + WARMUP_SECONDS + RECONNECT_LIMIT_SECONDS):
+        raise RuntimeError("the replug probe did not start")
     server.plug_mic()
-    plugged = time.monotonic()
     reconnect_s = quietmic.wait_for("running", RECONNECT_LIMIT_SECONDS)
     probe.join()
-    if not recorded or "first_callback" not in timing:
+    loud = np.flatnonzero(np.abs(recorded[0]) > REPLUG_SOUND_LEVEL) if recorded else []
+    if not len(loud) or not through:
         return reconnect_s, None
-    loud = np.flatnonzero(np.abs(recorded[0]) > REPLUG_SOUND_FRACTION * np.abs(vowel).max())
-    round_trip = int(np.median(through)) if through else 0
-    if not len(loud):
-        return reconnect_s, None
-    return reconnect_s, timing["first_callback"] + (loud[0] - round_trip) / RATE - plugged
+    first_played = loud[0] - int(np.median(through))
+    return reconnect_s, (first_played - plug_index + PROBE_PLAYBACK_BLOCKS * BLOCK) / RATE
 
 
 def measure(model: str | None, minutes: float, workdir: Path) -> dict[str, Any]:

@@ -38,6 +38,9 @@ from realtime.virtual_mic import SOURCE_NAME
 RATE = 48000
 BLOCK = 480
 RECONNECT_LIMIT_SECONDS = 2.0
+AUDIO_BACK_LIMIT_SECONDS = 3.0
+"""Until a recording client hears the microphone again: the reconnect plus the server re-timing the
+virtual microphone's streams (measured 1.5-1.6 s on an idle machine, with the reconnect at 0.4-0.6 s)."""
 MAX_LAG = RATE // 2
 WINDOW = RATE // 4
 """The recording is compared with file mode in stretches of this many samples (250 ms)."""
@@ -165,7 +168,7 @@ def test_five_minutes_without_delay_creep(pulse: PulseServer, reference_model, t
     print(json.dumps({k: v for k, v in result.items() if k != "drift_series_ms"}, indent=1))
     assert result["delay_ms"] is not None and result["delay_ms"] > 0
     assert result["reconnect_seconds"] <= RECONNECT_LIMIT_SECONDS
-    assert result["audio_back_seconds"] is not None and result["audio_back_seconds"] <= RECONNECT_LIMIT_SECONDS
+    assert result["audio_back_seconds"] is not None and result["audio_back_seconds"] <= AUDIO_BACK_LIMIT_SECONDS
     assert result["bursts_lost"] == 0
     assert result["creep_ms"] <= MAX_CREEP_MS, f"delay crept by {result['creep_ms']:.1f} ms"
     assert result["drift_ms"] <= MAX_EXCURSION_MS, f"delay moved by {result['drift_ms']:.1f} ms"

@@ -1,0 +1,38 @@
+"""The training configs in model_export/configs load, and give the model contract they say."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from model_export.train import REPO_ROOT, build_metadata, load_config
+
+CONFIGS = sorted((REPO_ROOT / "model_export" / "configs").glob("*.yaml"))
+
+
+def test_there_are_configs() -> None:
+    assert any(path.name == "default.yaml" for path in CONFIGS)
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_config_loads_and_builds_valid_metadata(path: Path) -> None:
+    config = load_config(path)
+    metadata = build_metadata(config, {"kind": "test"})  # validates the record
+    assert metadata.lookahead_frames == config.model.lookahead_frames
+    hop = metadata.hop_length
+    assert metadata.algorithmic_latency_samples == metadata.window_length - hop + config.model.lookahead_frames * hop
+    assert 1000 * metadata.algorithmic_latency_samples / metadata.sample_rate <= 20  # issue 3's limit
+
+
+def test_only_the_default_config_installs_the_shipped_model() -> None:
+    for path in CONFIGS:
+        output = load_config(path).export.output
+        assert (output == "realtime/models/default.tflite") == (path.name == "default.yaml"), path.name
+
+
+def test_unknown_keys_are_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  lookahed_frames: 1\n")
+    with pytest.raises(SystemExit, match="lookahed_frames"):
+        load_config(bad)
