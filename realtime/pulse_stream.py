@@ -189,12 +189,6 @@ class PulseDuplexStream:
         """(input, output) latency in seconds: one block to capture, and the playback buffer target."""
         return (self.blocksize / self.samplerate, self.playback_blocks * self.blocksize / self.samplerate)
 
-    def measured_latency(self) -> tuple[float, float]:
-        """(input, output) latency the server reports now, in seconds."""
-        error = ctypes.c_int(0)
-        return (self._simple.pa_simple_get_latency(self._record, ctypes.byref(error)) / 1e6,
-                self._simple.pa_simple_get_latency(self._play, ctypes.byref(error)) / 1e6)
-
     def start(self) -> None:
         self._running.set()
         self._thread = threading.Thread(target=self._run, name="quietmic-pulse", daemon=True)
