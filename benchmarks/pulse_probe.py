@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 
+from benchmarks.live_delay import delay_by_correlation
 from realtime.pulse_stream import PulseDuplexStream
 
 START_TIMEOUT_SECONDS = 5.0
@@ -30,14 +31,11 @@ cancels out of every measurement, a probe's underrun would not."""
 
 
 def play_and_record(signal: np.ndarray, source: str, sink: str, rate: int = 48000, block: int = 480,
-                    tail_seconds: float = 1.0, timing: dict[str, float] | None = None,
-                    mark: tuple[int, threading.Event] | None = None) -> np.ndarray:
+                    tail_seconds: float = 1.0, mark: tuple[int, threading.Event] | None = None) -> np.ndarray:
     """Record ``source`` while playing ``signal`` into ``sink``; as many samples as played (+ tail).
 
     The stream first plays and records :data:`WARMUP_SECONDS` of silence (left
     out of the result), while the server settles the new streams' buffers.
-    ``timing``, if given, receives ``"first_callback"``: the ``time.monotonic()``
-    of the block holding sample 0 of both the played and the recorded signal.
     ``mark = (index, event)`` sets ``event`` when the block holding ``signal[index]``
     is handed to the server (it plays :data:`PROBE_PLAYBACK_BLOCKS` blocks later).
     """
@@ -51,8 +49,6 @@ def play_and_record(signal: np.ndarray, source: str, sink: str, rate: int = 4800
 
     def callback(indata: np.ndarray, outdata: np.ndarray, frames: int, _time: object, _status: object) -> None:
         start = position[0]
-        if start == warmup and timing is not None:
-            timing["first_callback"] = time.monotonic()
         if mark is not None and start <= warmup + mark[0] < start + frames:
             mark[1].set()
         if start + frames <= total:
@@ -80,12 +76,10 @@ def play_and_record(signal: np.ndarray, source: str, sink: str, rate: int = 4800
 
 
 def lag_and_correlation(reference: np.ndarray, recorded: np.ndarray, max_lag: int) -> tuple[int, float]:
-    """Lag (samples) of ``reference`` inside ``recorded`` and the correlation coefficient of the aligned parts."""
-    from scipy import fft as sp_fft
-
-    size = sp_fft.next_fast_len(len(reference) + len(recorded))
-    correlation = sp_fft.irfft(sp_fft.rfft(recorded, size) * np.conj(sp_fft.rfft(reference, size)), size)
-    lag = int(np.argmax(correlation[: max_lag + 1]))
+    """Lag (samples) of ``reference`` inside ``recorded`` and the correlation coefficient of the aligned parts
+    (:func:`benchmarks.live_delay.delay_by_correlation` finds the lag; its figure is normalised by the
+    whole of both signals instead)."""
+    lag, _ = delay_by_correlation(reference, recorded, max_lag)
     n = min(len(reference), len(recorded) - lag)
     a, b = reference[:n].astype(np.float64), recorded[lag : lag + n].astype(np.float64)
     denominator = np.sqrt(np.dot(a, a) * np.dot(b, b))
