@@ -1,126 +1,613 @@
-"""Reading and writing WAV files, with atomic writes.
+"""Streaming WAV reading and atomic WAV writing.
+
+:class:`WavReader` parses the RIFF (or RF64/BW64) chunks itself and hands out
+the audio in chunks of frames, so a file of any length is read in bounded
+memory. It reads PCM (8/16/24/32-bit containers), IEEE float (32/64-bit) and
+``WAVE_FORMAT_EXTENSIBLE`` files of either, skips chunks it does not know
+(honouring the pad byte after odd-sized chunks), and refuses anything else with
+an :class:`~realtime.errors.AudioFileError` that says what the file is and what
+to convert it to. Damage it can read around (a data chunk shorter than its
+header says, a size left unset by a recorder that never finished, a partial
+last frame) is read as far as the audio goes, with a warning.
+
+:class:`AtomicWavWriter` writes to a temporary file beside the output and
+renames it over the output only once complete; on any error or interrupt the
+temporary file is removed, so the output is either the whole new file or
+untouched. Files whose data would pass the 4 GiB RIFF limit are written as RF64.
 
 Samples are handed around as float32 ``(frames, channels)`` arrays in [-1, 1];
 :class:`WavFormat` remembers the file's sample format so the output can be
-written in the same one (PCM 16/24/32-bit or 32-bit float).
+written in the same one.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import stat
 import struct
 import tempfile
-import wave
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO, Iterator
 
 import numpy as np
-from scipy.io import wavfile
 
 from realtime.errors import AudioFileError
 
+log = logging.getLogger(__name__)
+
 PCM = "pcm"
 FLOAT = "float"
-_WAVE_FORMAT_PCM = 1
-_WAVE_FORMAT_IEEE_FLOAT = 3
-_WAVE_FORMAT_EXTENSIBLE = 0xFFFE
+
+WAVE_FORMAT_PCM = 0x0001
+WAVE_FORMAT_IEEE_FLOAT = 0x0003
+WAVE_FORMAT_EXTENSIBLE = 0xFFFE
+KSDATAFORMAT_GUID_TAIL = b"\x00\x00\x00\x00\x10\x00\x80\x00\x00\xaa\x00\x38\x9b\x71"
+"""Bytes 2..15 of every ``KSDATAFORMAT_SUBTYPE_*`` GUID; bytes 0..1 hold the format tag."""
+
+UNSUPPORTED_ENCODINGS = {
+    0x0002: "Microsoft ADPCM",
+    0x0006: "A-law",
+    0x0007: "mu-law",
+    0x0011: "IMA ADPCM",
+    0x0016: "ITU G.723 ADPCM",
+    0x0031: "GSM 6.10",
+    0x0040: "ITU G.721 ADPCM",
+    0x0050: "MPEG audio",
+    0x0055: "MP3",
+    0x0161: "Windows Media Audio",
+    0x1610: "AAC",
+    0xF1AC: "FLAC",
+}
+"""Names of WAV encodings quietmic cannot decode, by format tag (for the error message)."""
+
+CONVERT_HINT = "convert it to a 16-bit PCM WAV file first, e.g. 'ffmpeg -i {path} -c:a pcm_s16le out.wav'"
+
+RIFF_HEADER_BYTES = 12
+CHUNK_HEADER_BYTES = 8
+FMT_MIN_BYTES = 16
+FMT_EXTENSIBLE_BYTES = 40
+DS64_MIN_BYTES = 24
+DS64_CHUNK_BYTES = 36
+"""Size of the ``ds64`` chunk quietmic writes (header and body, no size table)."""
+FACT_CHUNK_BYTES = 12
+FMT_READ_LIMIT = 1024
+"""Most bytes of a ``fmt `` chunk read (a valid one has at most 40; the rest is ignored)."""
+UNSET_SIZE_32 = 0xFFFFFFFF
+"""A 32-bit chunk size of all ones: 'see the ds64 chunk' in RF64, 'unknown' from streaming recorders."""
+MAX_RIFF_BYTES = 0xFFFFFFFF
+"""Largest RIFF size field; a file whose RIFF payload would be larger is written as RF64."""
+PCM_CONTAINER_BYTES = (1, 2, 3, 4)
+FLOAT_BITS = (32, 64)
+PCM_8_BIT_OFFSET = 128
+"""8-bit WAV samples are unsigned: this value is silence."""
+SNIFF_BYTES = 512
+"""Bytes looked at to tell what a file that is not a WAV file is."""
+TEXT_PRINTABLE_FRACTION = 0.95
+"""Share of printable characters above which a non-WAV file is called text."""
+
+_AUDIO_MAGIC = (
+    (b"fLaC", "a FLAC file"),
+    (b"OggS", "an Ogg (Vorbis/Opus/FLAC) file"),
+    (b"ID3", "an MP3 file"),
+    (b"RIFX", "a big-endian WAV (RIFX) file"),
+    (b"caff", "a Core Audio (CAF) file"),
+    (b".snd", "a Sun/NeXT AU file"),
+    (b"riff\x2e\x91\xcf\x11", "a Sony Wave64 (W64) file"),
+    (b"\x1a\x45\xdf\xa3", "a Matroska/WebM file"),
+    (b"#!AMR", "an AMR file"),
+    (b"MAC ", "a Monkey's Audio (APE) file"),
+    (b"wvpk", "a WavPack file"),
+)
+_OTHER_MAGIC = (
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"%PDF", "a PDF document"),
+    (b"PK\x03\x04", "a ZIP archive"),
+    (b"\x7fELF", "a program (ELF executable)"),
+    (b"MThd", "a MIDI file (notes, not audio)"),
+    (b"\x1f\x8b", "a gzip archive"),
+)
 
 
 @dataclass(frozen=True)
 class WavFormat:
-    """Sample format of a WAV file."""
+    """Sample format of a WAV file.
+
+    ``bits`` is the container size (8, 16, 24, 32 or 64); ``valid_bits`` and
+    ``channel_mask`` are kept from a ``WAVE_FORMAT_EXTENSIBLE`` header (None
+    otherwise), so that such a file is written back the same way.
+    """
 
     kind: str
     bits: int
+    valid_bits: int | None = None
+    channel_mask: int | None = None
+
+    @property
+    def sample_bytes(self) -> int:
+        """Bytes per sample of one channel."""
+        return self.bits // 8
+
+    @property
+    def extensible(self) -> bool:
+        """Whether the header is ``WAVE_FORMAT_EXTENSIBLE``."""
+        return self.channel_mask is not None
+
+    def describe(self) -> str:
+        """E.g. ``"24-bit PCM"`` or ``"32-bit float"``."""
+        return f"{self.bits}-bit {'float' if self.kind == FLOAT else 'PCM'}"
 
 
-def _read_format(path: Path) -> WavFormat:
-    """Format tag and bit depth from the ``fmt `` chunk."""
-    with path.open("rb") as handle:
-        header = handle.read(12)
-        if len(header) < 12 or header[:4] not in (b"RIFF", b"RF64") or header[8:12] != b"WAVE":
-            raise AudioFileError(f"{path}: not a WAV file (quietmic reads and writes .wav)")
+@dataclass(frozen=True)
+class WavInfo:
+    """What the header of a WAV file says, corrected by what is really in the file."""
+
+    sample_rate: int
+    """Hz."""
+    channels: int
+    frames: int
+    """Whole frames of audio present (one sample per channel each)."""
+    format: WavFormat
+    data_offset: int
+    """Byte offset of the first audio frame."""
+    warnings: tuple[str, ...] = field(default=())
+    """Damage read around (truncation, unset sizes), one sentence each."""
+
+    @property
+    def frame_bytes(self) -> int:
+        """Bytes per frame (the header's block align)."""
+        return self.channels * self.format.sample_bytes
+
+    @property
+    def seconds(self) -> float:
+        """Duration in seconds."""
+        return self.frames / self.sample_rate
+
+
+# --- telling what a file is --------------------------------------------------------------
+
+
+def describe_non_wav(head: bytes) -> tuple[str, bool]:
+    """What a file starting with ``head`` is, and whether it is audio (in another format).
+
+    Returns e.g. ``("a FLAC file", True)`` or ``("a text file", False)``.
+    """
+    for magic, name in _AUDIO_MAGIC:
+        if head.startswith(magic):
+            return name, True
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        return "an AIFF file", True
+    if head[4:8] == b"ftyp":
+        return "an MP4/M4A file", True
+    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
+        return "an MP3 or AAC file", True
+    for magic, name in _OTHER_MAGIC:
+        if head.startswith(magic):
+            return name, False
+    if head[:4] == b"RIFF":
+        return f"a RIFF file of type {head[8:12].decode('latin-1')!r}, not a WAV file", False
+    if _looks_like_text(head):
+        return "a text file", False
+    return "not a WAV file (it has no RIFF/WAVE header)", False
+
+
+def _looks_like_text(head: bytes) -> bool:
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        text = head[:-3].decode("utf-8", errors="replace")  # a character cut at the end of the sniff
+    if not text:
+        return False
+    printable = sum(ch.isprintable() or ch in "\t\r\n" for ch in text)
+    return printable >= TEXT_PRINTABLE_FRACTION * len(text)
+
+
+def _not_wav_error(path: Path, head: bytes) -> AudioFileError:
+    what, is_audio = describe_non_wav(head)
+    if is_audio:
+        return AudioFileError(f"{path} is {what}, but quietmic reads only WAV files; {CONVERT_HINT.format(path=path)}")
+    if "not a WAV" in what:
+        return AudioFileError(f"{path} is {what}; quietmic enhances WAV audio files")
+    return AudioFileError(f"{path} is {what}, not audio; quietmic enhances WAV audio files")
+
+
+# --- parsing the header ------------------------------------------------------------------
+
+
+def _open_input(path: Path) -> tuple[BinaryIO, int]:
+    """The opened file and its size in bytes, or an error saying why it cannot be read."""
+    try:
+        if not path.exists():
+            raise AudioFileError(f"input file {path} does not exist")
+        if path.is_dir():
+            raise AudioFileError(f"input {path} is a directory, not a WAV file")
+        if not path.is_file():
+            raise AudioFileError(f"input {path} is not a regular file (a device or a pipe?); pass a WAV file")
+        handle = path.open("rb")
+    except OSError as exc:
+        raise AudioFileError(f"cannot read {path}: {exc.strerror or exc}; check the path and its permissions") from None
+    return handle, os.fstat(handle.fileno()).st_size
+
+
+def _parse_fmt(path: Path, body: bytes) -> tuple[WavFormat, int, int]:
+    """``(format, channels, sample_rate)`` from the body of a ``fmt `` chunk."""
+    if len(body) < FMT_MIN_BYTES:
+        raise AudioFileError(f"{path}: the WAV 'fmt ' chunk is cut short ({len(body)} bytes); the file is corrupt")
+    tag, channels, rate, _byte_rate, block_align, bits = struct.unpack("<HHIIHH", body[:FMT_MIN_BYTES])
+    valid_bits = mask = None
+    if tag == WAVE_FORMAT_EXTENSIBLE:
+        if len(body) < FMT_EXTENSIBLE_BYTES:
+            raise AudioFileError(f"{path}: the WAV_FORMAT_EXTENSIBLE header is cut short; the file is corrupt")
+        valid_bits, mask = struct.unpack("<HI", body[18:24])
+        subformat = body[24:40]
+        if subformat[2:] != KSDATAFORMAT_GUID_TAIL:
+            raise AudioFileError(
+                f"{path}: unknown WAV sub-format {subformat.hex()}; {CONVERT_HINT.format(path=path)}"
+            )
+        tag = struct.unpack("<H", subformat[:2])[0]
+    if tag not in (WAVE_FORMAT_PCM, WAVE_FORMAT_IEEE_FLOAT):
+        name = UNSUPPORTED_ENCODINGS.get(tag, "an unknown encoding")
+        raise AudioFileError(
+            f"{path}: the WAV audio is {name} (format tag {tag:#06x}), which quietmic cannot decode; "
+            + CONVERT_HINT.format(path=path)
+        )
+    if channels == 0:
+        raise AudioFileError(f"{path}: the WAV header says 0 channels; the file is corrupt")
+    if rate == 0:
+        raise AudioFileError(f"{path}: the WAV header says a sample rate of 0 Hz; the file is corrupt")
+    kind = PCM if tag == WAVE_FORMAT_PCM else FLOAT
+    container = -(-bits // 8)
+    consistent = (
+        (kind == PCM and 1 <= bits <= 32 and container in PCM_CONTAINER_BYTES)
+        or (kind == FLOAT and bits in FLOAT_BITS)
+    ) and block_align == channels * container
+    if not consistent:
+        raise AudioFileError(
+            f"{path}: the WAV header is inconsistent or unsupported ({bits}-bit {'PCM' if kind == PCM else 'float'}, "
+            f"{channels} channel(s), "
+            f"{block_align} bytes per frame); quietmic reads 8/16/24/32-bit PCM and 32/64-bit float; "
+            + CONVERT_HINT.format(path=path)
+        )
+    return WavFormat(kind, container * 8, valid_bits, mask), channels, rate
+
+
+def _looks_like_chunk_header(header: bytes, room: int) -> bool:
+    """Whether 8 bytes look like a chunk header (ASCII id, size that fits in ``room`` bytes)."""
+    if len(header) < CHUNK_HEADER_BYTES:
+        return False
+    chunk_id, size = header[:4], struct.unpack("<I", header[4:8])[0]
+    return all(0x20 <= byte < 0x7F for byte in chunk_id) and size <= room
+
+
+@dataclass
+class _Scan:
+    """State of the chunk walk in :func:`parse_wav_header`."""
+
+    fmt: tuple[WavFormat, int, int] | None = None
+    data: tuple[int, int] | None = None
+    ds64_data_bytes: int | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def _data_extent(path: Path, handle: BinaryIO, scan: _Scan, start: int, size: int, file_size: int) -> int:
+    """Bytes of audio in a data chunk at ``start`` whose header says ``size``; notes damage in ``scan``."""
+    available = file_size - start
+    declared = size
+    if size == UNSET_SIZE_32 and scan.ds64_data_bytes is not None:
+        declared = scan.ds64_data_bytes
+    elif size == UNSET_SIZE_32 or (size == 0 and available > 0):
+        handle.seek(start)
+        follower = handle.read(CHUNK_HEADER_BYTES)
+        if size == 0 and _looks_like_chunk_header(follower, available - CHUNK_HEADER_BYTES):
+            return 0  # a genuinely empty data chunk followed by another chunk
+        scan.warnings.append(
+            f"{path}: the WAV header leaves the audio length unset (a recording that was not finished?); "
+            f"reading the {available} bytes up to the end of the file"
+        )
+        return available
+    if declared > available:
+        scan.warnings.append(
+            f"{path}: the file is truncated: the header announces {declared} bytes of audio but only {available} "
+            "are there; reading what is there"
+        )
+        return available
+    return declared
+
+
+def parse_wav_header(path: Path, handle: BinaryIO, file_size: int) -> WavInfo:
+    """Walk the chunks of an opened WAV file; the handle is left anywhere."""
+    if file_size == 0:
+        raise AudioFileError(f"{path} is empty (0 bytes), not a WAV file")
+    head = handle.read(SNIFF_BYTES)
+    if head[:4] not in (b"RIFF", b"RF64", b"BW64") or head[8:12] != b"WAVE":
+        raise _not_wav_error(path, head)
+    rf64 = head[:4] != b"RIFF"
+    scan = _Scan()
+    position = RIFF_HEADER_BYTES
+    while position + CHUNK_HEADER_BYTES <= file_size and (scan.fmt is None or scan.data is None):
+        handle.seek(position)
+        chunk_id, size = struct.unpack("<4sI", handle.read(CHUNK_HEADER_BYTES))
+        start = position + CHUNK_HEADER_BYTES
+        if chunk_id == b"ds64" and rf64:
+            body = handle.read(min(size, FMT_READ_LIMIT))
+            if len(body) < DS64_MIN_BYTES:
+                raise AudioFileError(f"{path}: the RF64 'ds64' chunk is cut short; the file is corrupt")
+            scan.ds64_data_bytes = struct.unpack("<Q", body[8:16])[0]
+        elif chunk_id == b"fmt ":
+            if scan.fmt is not None:
+                raise AudioFileError(f"{path}: the WAV file has two 'fmt ' chunks; the file is corrupt")
+            scan.fmt = _parse_fmt(path, handle.read(min(size, FMT_READ_LIMIT)))
+        elif chunk_id == b"data" and scan.data is None:
+            size = _data_extent(path, handle, scan, start, size, file_size)
+            scan.data = (start, size)
+        position = start + size + (size & 1)
+    return _finish_scan(path, scan, file_size)
+
+
+def _finish_scan(path: Path, scan: _Scan, file_size: int) -> WavInfo:
+    if scan.fmt is None:
+        raise AudioFileError(f"{path}: the WAV file has no 'fmt ' chunk; the file is truncated or corrupt")
+    if scan.data is None:
+        raise AudioFileError(
+            f"{path}: the WAV file has no 'data' chunk: it ends after {file_size} bytes, inside its header; "
+            "the file is truncated or corrupt"
+        )
+    fmt, channels, rate = scan.fmt
+    start, data_bytes = scan.data
+    frame_bytes = channels * fmt.sample_bytes
+    frames, partial = divmod(data_bytes, frame_bytes)
+    if partial:
+        scan.warnings.append(f"{path}: the audio ends in a partial frame ({partial} bytes); it is ignored")
+    return WavInfo(rate, channels, frames, fmt, start, tuple(scan.warnings))
+
+
+# --- decoding and encoding samples ----------------------------------------------------------
+
+
+def decode_samples(raw: bytes, fmt: WavFormat, channels: int) -> np.ndarray:
+    """Float32 ``(frames, channels)`` samples from whole frames of WAV data."""
+    width = fmt.sample_bytes
+    if fmt.kind == FLOAT:
+        with np.errstate(over="ignore"):  # float64 beyond float32's range becomes Inf (handled downstream)
+            values = np.frombuffer(raw, dtype=f"<f{width}").astype(np.float32)
+    elif width == 1:
+        values = (np.frombuffer(raw, dtype=np.uint8).astype(np.float32) - PCM_8_BIT_OFFSET) / PCM_8_BIT_OFFSET
+    elif width == 3:
+        triplets = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 3)
+        padded = np.zeros((len(triplets), 4), dtype=np.uint8)
+        padded[:, 1:] = triplets  # the sample in the top 24 bits of a little-endian int32
+        values = (padded.view("<i4")[:, 0] >> 8).astype(np.float32) / float(2**23)
+    else:
+        values = (np.frombuffer(raw, dtype=f"<i{width}").astype(np.float64) / float(2 ** (8 * width - 1))).astype(
+            np.float32
+        )
+    return values.reshape(-1, channels)
+
+
+def encode_samples(samples: np.ndarray, fmt: WavFormat) -> bytes:
+    """WAV data bytes for float ``(frames, channels)`` samples; PCM is rounded and clipped."""
+    if fmt.kind == FLOAT:
+        return np.ascontiguousarray(samples, dtype=f"<f{fmt.sample_bytes}").tobytes()
+    scale = float(2 ** (fmt.bits - 1))
+    values = np.nan_to_num(np.asarray(samples, dtype=np.float64), nan=0.0, posinf=1.0, neginf=-1.0)
+    ints = np.clip(np.round(values * scale), -scale, scale - 1).astype("<i8")
+    if fmt.bits == 8:
+        return (ints + PCM_8_BIT_OFFSET).astype(np.uint8).tobytes()
+    if fmt.bits == 24:
+        return np.ascontiguousarray(ints.astype("<i4").view(np.uint8).reshape(-1, 4)[:, :3]).tobytes()
+    return ints.astype(f"<i{fmt.sample_bytes}").tobytes()
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+class WavReader:
+    """A WAV file opened for reading in chunks of frames.
+
+    Use as a context manager. Header damage it cannot read around raises
+    :class:`AudioFileError` on construction; damage it can is logged as
+    warnings (also in ``info.warnings``).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._handle, self.file_size = _open_input(self.path)
+        try:
+            self.info = parse_wav_header(self.path, self._handle, self.file_size)
+            self._handle.seek(self.info.data_offset)
+        except OSError as exc:
+            self._handle.close()
+            raise AudioFileError(f"cannot read {self.path}: {exc.strerror or exc}") from None
+        except BaseException:
+            self._handle.close()
+            raise
+        for warning in self.info.warnings:
+            log.warning("%s", warning)
+        self.position = 0
+        """Frames read so far."""
+
+    def read(self, frames: int) -> np.ndarray:
+        """Up to ``frames`` more frames as float32 ``(n, channels)``; ``n == 0`` at the end."""
+        info = self.info
+        wanted = max(0, min(frames, info.frames - self.position))
+        try:
+            raw = self._handle.read(wanted * info.frame_bytes)
+        except OSError as exc:
+            raise AudioFileError(f"cannot read {self.path}: {exc.strerror or exc}") from None
+        got = len(raw) // info.frame_bytes
+        if got < wanted:  # the file shrank while being read
+            log.warning("%s: the file ended early (changed while being read?); the audio stops there", self.path)
+            self.position = info.frames
+        else:
+            self.position += got
+        return decode_samples(raw[: got * info.frame_bytes], info.format, info.channels)
+
+    def chunks(self, frames: int) -> Iterator[np.ndarray]:
+        """The rest of the audio in chunks of ``frames`` frames (the last may be shorter)."""
         while True:
-            chunk = handle.read(8)
-            if len(chunk) < 8:
-                raise AudioFileError(f"{path}: WAV file has no 'fmt ' chunk; the file is truncated or corrupt")
-            chunk_id, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
-            if chunk_id == b"fmt ":
-                body = handle.read(size)
-                if len(body) < 16:
-                    raise AudioFileError(f"{path}: WAV 'fmt ' chunk is truncated")
-                tag, _, _, _, _, bits = struct.unpack("<HHIIHH", body[:16])
-                if tag == _WAVE_FORMAT_EXTENSIBLE and len(body) >= 26:
-                    tag = struct.unpack("<H", body[24:26])[0]
-                if tag == _WAVE_FORMAT_PCM:
-                    return WavFormat(PCM, bits)
-                if tag == _WAVE_FORMAT_IEEE_FLOAT:
-                    return WavFormat(FLOAT, bits)
-                raise AudioFileError(
-                    f"{path}: WAV sample format {tag:#x} is not supported; convert to PCM or float WAV "
-                    "(e.g. 'sox in.wav -e signed -b 16 out.wav')"
-                )
-            handle.seek(size + (size & 1), os.SEEK_CUR)
+            chunk = self.read(frames)
+            if not len(chunk):
+                return
+            yield chunk
+
+    def close(self) -> None:
+        """Close the file."""
+        self._handle.close()
+
+    def __enter__(self) -> WavReader:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
 
 def read_wav(path: str | Path) -> tuple[np.ndarray, int, WavFormat]:
-    """``(samples, sample_rate, format)``; samples are float32 ``(frames, channels)``."""
-    wav_path = Path(path)
-    if not wav_path.is_file():
-        raise AudioFileError(f"input file {wav_path} does not exist")
-    fmt = _read_format(wav_path)
-    try:
-        rate, data = wavfile.read(wav_path)
-    except (ValueError, EOFError, OSError) as exc:
-        raise AudioFileError(f"{wav_path}: cannot read WAV data ({exc})") from None
-    if data.ndim == 1:
-        data = data[:, None]
-    if data.dtype == np.uint8:
-        samples = (data.astype(np.float32) - 128.0) / 128.0
-    elif data.dtype.kind == "i":
-        samples = data.astype(np.float32) / float(2 ** (8 * data.dtype.itemsize - 1))
+    """A whole WAV file: ``(samples, sample_rate, format)``, samples float32 ``(frames, channels)``.
+
+    Loads everything into memory: for long files use :class:`WavReader`.
+    """
+    with WavReader(path) as reader:
+        return reader.read(reader.info.frames), reader.info.sample_rate, reader.info.format
+
+
+# --- writing -------------------------------------------------------------------------------
+
+
+def wav_header(sample_rate: int, channels: int, fmt: WavFormat, frames: int) -> bytes:
+    """The bytes before the audio of a WAV file of ``frames`` frames (RF64 if it needs to be)."""
+    data_bytes = frames * channels * fmt.sample_bytes
+    pad = data_bytes & 1
+    block_align = channels * fmt.sample_bytes
+    tag = WAVE_FORMAT_IEEE_FLOAT if fmt.kind == FLOAT else WAVE_FORMAT_PCM
+    common = struct.pack("<HIIHH", channels, sample_rate, sample_rate * block_align, block_align, fmt.bits)
+    if fmt.extensible:
+        extension = struct.pack("<HHI", 22, fmt.valid_bits or fmt.bits, fmt.channel_mask or 0)
+        body = struct.pack("<H", WAVE_FORMAT_EXTENSIBLE) + common + extension + struct.pack("<H", tag)
+        body += KSDATAFORMAT_GUID_TAIL
+    elif fmt.kind == FLOAT:
+        body = struct.pack("<H", tag) + common + struct.pack("<H", 0)
     else:
-        samples = data.astype(np.float32)
-    return samples, int(rate), fmt
+        body = struct.pack("<H", tag) + common
+    chunks = b"fmt " + struct.pack("<I", len(body)) + body
+    has_fact = fmt.kind == FLOAT or fmt.extensible
+    riff_size = 4 + len(chunks) + (FACT_CHUNK_BYTES if has_fact else 0) + CHUNK_HEADER_BYTES + data_bytes + pad
+    large = riff_size > MAX_RIFF_BYTES
+    if has_fact:
+        chunks += b"fact" + struct.pack("<II", 4, UNSET_SIZE_32 if large else frames)
+    if not large:
+        return b"RIFF" + struct.pack("<I", riff_size) + b"WAVE" + chunks + b"data" + struct.pack("<I", data_bytes)
+    ds64_body = struct.pack("<QQQI", riff_size + DS64_CHUNK_BYTES, data_bytes, frames, 0)
+    ds64 = b"ds64" + struct.pack("<I", len(ds64_body)) + ds64_body
+    return (
+        b"RF64" + struct.pack("<I", UNSET_SIZE_32) + b"WAVE" + ds64 + chunks + b"data"
+        + struct.pack("<I", UNSET_SIZE_32)
+    )
 
 
-def _encode_pcm(samples: np.ndarray, bits: int) -> bytes:
-    scale = float(2 ** (bits - 1))
-    ints = np.clip(np.round(samples.astype(np.float64) * scale), -scale, scale - 1).astype("<i4")
-    if bits == 8:
-        return (ints + 128).astype(np.uint8).tobytes()
-    if bits == 16:
-        return ints.astype("<i2").tobytes()
-    if bits == 24:
-        return ints.view(np.uint8).reshape(-1, 4)[:, :3].tobytes()
-    return ints.tobytes()
+def _new_file_mode(target: Path) -> int:
+    """Permission bits for the output: those of the file it replaces, else what the umask allows."""
+    try:
+        return stat.S_IMODE(target.stat().st_mode)
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+class AtomicWavWriter:
+    """Writes a WAV file of a known number of frames to ``path``, atomically.
+
+    The audio goes to a hidden temporary file in the output's directory
+    (``.NAME.XXXX.tmp``), which replaces ``path`` when the ``with`` block ends
+    normally after exactly ``frames`` frames were written. If the block raises
+    (including ``KeyboardInterrupt``) the temporary file is deleted and ``path``
+    is left as it was.
+    """
+
+    def __init__(self, path: str | Path, sample_rate: int, channels: int, fmt: WavFormat, frames: int) -> None:
+        self.path = Path(path)
+        self.sample_rate, self.channels, self.format, self.frames = sample_rate, channels, fmt, frames
+        self.written = 0
+        """Frames written so far."""
+        self.temp_path: Path | None = None
+        self._handle: BinaryIO | None = None
+
+    def _check_target(self) -> Path:
+        """The output's directory, after checking the output can be written there."""
+        directory = self.path.parent
+        if not directory.is_dir():
+            raise AudioFileError(f"output directory {directory} does not exist; create it or choose another output path")
+        if self.path.is_dir():
+            raise AudioFileError(f"output {self.path} is a directory; give a file name, e.g. {self.path / 'out.wav'}")
+        return directory
+
+    def __enter__(self) -> AtomicWavWriter:
+        directory = self._check_target()
+        header = wav_header(self.sample_rate, self.channels, self.format, self.frames)
+        try:
+            fd, name = tempfile.mkstemp(dir=directory, prefix=f".{self.path.name}.", suffix=".tmp")
+        except OSError as exc:
+            raise AudioFileError(
+                f"cannot write to directory {directory}: {exc.strerror or exc}; choose another output path"
+            ) from None
+        self.temp_path = Path(name)
+        self._handle = os.fdopen(fd, "wb")
+        try:
+            os.fchmod(fd, _new_file_mode(self.path))
+            self._handle.write(header)
+        except BaseException:
+            self._discard()
+            raise
+        return self
+
+    def write(self, samples: np.ndarray) -> None:
+        """Append float ``(frames, channels)`` samples."""
+        if self._handle is None:
+            raise RuntimeError("AtomicWavWriter.write() outside its 'with' block")
+        if self.written + len(samples) > self.frames:
+            raise RuntimeError(f"more frames written than the {self.frames} announced")
+        try:
+            self._handle.write(encode_samples(samples, self.format))
+        except OSError as exc:
+            raise AudioFileError(f"cannot write {self.path}: {exc.strerror or exc}; nothing was written") from None
+        self.written += len(samples)
+
+    def _commit(self) -> None:
+        assert self._handle is not None and self.temp_path is not None
+        if self.written != self.frames:
+            raise RuntimeError(f"internal error: {self.written} frames written, {self.frames} announced")
+        if (self.frames * self.channels * self.format.sample_bytes) & 1:
+            self._handle.write(b"\x00")  # the pad byte after an odd-sized data chunk
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        self._handle.close()
+        os.replace(self.temp_path, self.path)
+        self.temp_path = None
+
+    def _discard(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+        if self.temp_path is not None:
+            self.temp_path.unlink(missing_ok=True)
+            self.temp_path = None
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        try:
+            if exc_type is None:
+                self._commit()
+        except OSError as error:
+            raise AudioFileError(f"cannot write {self.path}: {error.strerror or error}; nothing was written") from None
+        finally:
+            self._discard()
 
 
 def write_wav_atomic(path: str | Path, samples: np.ndarray, sample_rate: int, fmt: WavFormat) -> None:
-    """Write ``samples`` (float32 ``(frames, channels)``) to ``path`` atomically.
-
-    The data goes to a temporary file in the same directory, which replaces
-    ``path`` only once complete, so ``path`` is never left half-written.
-    """
-    out_path = Path(path)
-    directory = out_path.parent if str(out_path.parent) else Path(".")
-    if not directory.is_dir():
-        raise AudioFileError(f"output directory {directory} does not exist")
-    handle = tempfile.NamedTemporaryFile(dir=directory, prefix=f".{out_path.name}.", suffix=".tmp", delete=False)
-    try:
-        with handle:
-            if fmt.kind == FLOAT:
-                wavfile.write(handle, sample_rate, samples.astype(np.float32))
-            else:
-                bits = fmt.bits if fmt.bits in (8, 16, 24, 32) else 16
-                with wave.open(handle, "wb") as writer:
-                    writer.setnchannels(samples.shape[1])
-                    writer.setsampwidth(bits // 8)
-                    writer.setframerate(sample_rate)
-                    writer.writeframes(_encode_pcm(samples, bits))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(handle.name, out_path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
+    """Write float32 ``(frames, channels)`` ``samples`` to ``path`` atomically (see :class:`AtomicWavWriter`)."""
+    with AtomicWavWriter(path, sample_rate, samples.shape[1], fmt, len(samples)) as writer:
+        writer.write(samples)
