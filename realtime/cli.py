@@ -364,34 +364,57 @@ def cmd_autostart(args: argparse.Namespace) -> int:
 
 
 def cmd_enhance(args: argparse.Namespace) -> int:
+    """``quietmic enhance IN OUT``: streams the file; SIGTERM, like Ctrl-C, leaves no partial output."""
     from realtime.file_mode import enhance_file
 
     settings = _settings(args)
-    result = enhance_file(
-        args.input,
-        args.output,
-        resolve_model_path(settings.model),
-        atten_lim_db=settings.atten_lim_db,
-        block_size=settings.block_size,
-        plot_path=args.plot,
-    )
+
+    def interrupt(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, interrupt) if in_main_thread else None
+    try:
+        result = enhance_file(
+            args.input,
+            args.output,
+            resolve_model_path(settings.model),
+            atten_lim_db=settings.atten_lim_db,
+            block_size=settings.block_size,
+            plot_path=args.plot,
+        )
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+    resampled = f", enhanced at {result.processing_rate} Hz" if result.processing_rate != result.sample_rate else ""
+    replaced = f"; {result.invalid_samples} NaN/Inf samples replaced with silence" if result.invalid_samples else ""
     print(
         f"quietmic: wrote {args.output} ({result.frames} frames, {result.channels} channel(s), "
-        f"{result.sample_rate} Hz; {result.latency_samples}-sample delay compensated)",
+        f"{result.sample_rate} Hz{resampled}; {result.latency_samples}-sample delay compensated{replaced})",
         file=sys.stderr,
     )
     return 0
 
 
 def model_info(model_path: Path) -> dict[str, Any]:
-    """A summary of a model file, validated by loading it."""
-    from realtime.model import MaskModel
+    """A summary of a model file, validated by loading it and running it on probe features.
 
-    model = MaskModel(model_path)
-    meta = model.metadata
+    ``valid`` says whether it ran with finite, right-sized masks and states
+    (:func:`realtime.model.check_model_file`, in a child process, so that a file
+    crashing TensorFlow Lite is reported too); ``check`` holds the details.
+    Raises :class:`~realtime.errors.ModelError` if the file cannot be loaded at all.
+    """
+    from realtime.metadata import load_metadata
+    from realtime.model import check_model_file, read_model_bytes
+
+    data = read_model_bytes(model_path)
+    meta = load_metadata(data, str(model_path))
+    check = check_model_file(model_path)
     return {
+        "valid": check.valid,
+        "check": check.to_dict(),
         "path": str(model_path),
-        "size_bytes": model_path.stat().st_size,
+        "size_bytes": len(data),
         "name": meta.name,
         "model_version": meta.model_version,
         "sample_rate": meta.sample_rate,
@@ -415,26 +438,52 @@ def model_info(model_path: Path) -> dict[str, Any]:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    """``quietmic info``: a model's metadata and whether it is valid; exit status 1 if it is not.
+
+    With ``--json`` a model that cannot even be loaded still gives a JSON record
+    (``valid: false`` and the error) on stdout, besides the error line on stderr.
+    """
+    from realtime.errors import ModelError
+    from realtime.metadata import REEXPORT_HINT
+
     settings = _settings(args)
-    info = model_info(resolve_model_path(settings.model))
+    path = resolve_model_path(settings.model)
+    try:
+        info = model_info(path)
+    except ModelError as exc:
+        if args.json:
+            print(json.dumps({"path": str(path), "valid": False, "problems": [str(exc)]}, indent=2))
+        raise
+    check = info["check"]
     if args.json:
         print(json.dumps(info, indent=2))
-        return 0
-    print(f"model          {info['path']} ({info['size_bytes']} bytes)")
-    print(f"name           {info['name']} (version {info['model_version']})")
-    print(f"quantization   {info['quantization']}, {info['parameters']} parameters")
-    print(
-        f"framing        {info['window']} window {info['window_ms']:g} ms, hop {info['hop_ms']:g} ms "
-        f"({info['window_length']}/{info['hop_length']} samples at {info['sample_rate']} Hz), "
-        f"lookahead {info['lookahead_frames']} frames"
-    )
-    print(f"latency        {info['algorithmic_latency_ms']:g} ms algorithmic")
-    print(f"features       {info['features']} ({info['feature_size']} values)")
-    print(f"mask           {info['mask']} ({info['mask_size']} values)")
-    for state in info["states"]:
-        print(f"state          {state['input']} -> {state['output']} {state['shape']}")
-    if info["training"]:
-        print(f"training       {json.dumps(info['training'])}")
+    else:
+        mask_range = check["mask_range"]
+        ran = f"ran {check['frames']} probe frames" + (
+            f", masks in [{mask_range[0]:.3g}, {mask_range[1]:.3g}]" if mask_range else ""
+        )
+        print(f"model          {info['path']} ({info['size_bytes']} bytes)")
+        print(f"name           {info['name']} (version {info['model_version']})")
+        print(f"quantization   {info['quantization']}, {info['parameters']} parameters")
+        print(
+            f"framing        {info['window']} window {info['window_ms']:g} ms, hop {info['hop_ms']:g} ms "
+            f"({info['window_length']}/{info['hop_length']} samples at {info['sample_rate']} Hz), "
+            f"lookahead {info['lookahead_frames']} frames"
+        )
+        print(f"latency        {info['algorithmic_latency_ms']:g} ms algorithmic")
+        print(f"features       {info['features']} ({info['feature_size']} values)")
+        print(f"mask           {info['mask']} ({info['mask_size']} values)")
+        for state in info["states"]:
+            print(f"state          {state['input']} -> {state['output']} {state['shape']}")
+        if info["training"]:
+            print(f"training       {json.dumps(info['training'])}")
+        print(f"check          {'valid' if info['valid'] else 'INVALID'} ({ran})")
+        for problem in check["problems"]:
+            print(f"  problem      {problem}")
+        for note in check["notes"]:
+            print(f"  note         {note}")
+    if not info["valid"]:
+        raise ModelError(f"{path}: the model is invalid: {'; '.join(check['problems'])}; retrain it or {REEXPORT_HINT}")
     return 0
 
 

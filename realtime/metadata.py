@@ -45,6 +45,21 @@ FORMAT_VERSION = 1
 QUANTIZATIONS = ("int8", "int8-full", "float32")
 """``int8``: int8 weights, float activations and I/O; ``int8-full``: int8 activations too; ``float32``."""
 
+REEXPORT_HINT = "re-export the model with 'python -m model_export'"
+"""The fix every metadata error suggests: the exporter writes a consistent record."""
+
+MAX_SAMPLE_RATE = 384_000
+"""Highest model sample rate accepted, in Hz."""
+
+MAX_WINDOW_LENGTH = 65_536
+"""Longest STFT window accepted, in samples (over a second at 48 kHz): bounds what loading allocates."""
+
+MAX_LOOKAHEAD_FRAMES = 100
+"""Most lookahead frames accepted (a second at a 10 ms hop): the engine buffers that many spectra."""
+
+MAX_METADATA_NESTING = 64
+"""Deepest JSON nesting accepted in the record (real records nest three levels)."""
+
 
 @dataclass(frozen=True)
 class StateSpec:
@@ -132,26 +147,42 @@ class ModelMetadata:
     @classmethod
     def from_json(cls, text: str | bytes, source: str = "model") -> ModelMetadata:
         """Parse and validate a record; raises :class:`ModelError` naming the bad field."""
+        if _nesting(text) > MAX_METADATA_NESTING:
+            raise ModelError(f"{source}: quietmic metadata is nested too deeply to be a model record; {REEXPORT_HINT}")
         try:
             record = json.loads(text)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ModelError(f"{source}: quietmic metadata is not valid JSON ({exc})") from None
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, or a number of over 4300 digits
+            raise ModelError(f"{source}: quietmic metadata is not valid JSON ({exc}); {REEXPORT_HINT}") from None
         return _parse_record(record, source)
 
     def validate(self, source: str = "model") -> None:
         """Raise :class:`ModelError` if the record contradicts itself."""
-        _check(self.sample_rate > 0, source, "sample_rate must be positive")
+        _check(
+            0 < self.sample_rate <= MAX_SAMPLE_RATE,
+            source,
+            f"sample_rate must be between 1 and {MAX_SAMPLE_RATE} Hz (it is {self.sample_rate})",
+        )
         _check(self.window in dsp.WINDOWS, source, f"window must be one of {dsp.WINDOWS}")
+        _check(
+            0 < self.window_length <= MAX_WINDOW_LENGTH,
+            source,
+            f"window_length must be between 1 and {MAX_WINDOW_LENGTH} samples (it is {self.window_length})",
+        )
         _check(
             0 < self.hop_length < self.window_length,
             source,
-            "hop_length must be positive and shorter than window_length",
+            f"hop_length must be positive and shorter than window_length (hop {self.hop_length}, "
+            f"window {self.window_length} samples)",
         )
         try:
             dsp.synthesis_window(dsp.analysis_window(self.window, self.window_length), self.hop_length)
         except ValueError as exc:
-            raise ModelError(f"{source}: {exc}") from None
-        _check(self.lookahead_frames >= 0, source, "lookahead_frames must be >= 0")
+            raise ModelError(f"{source}: inconsistent quietmic metadata: {exc}; {REEXPORT_HINT}") from None
+        _check(
+            0 <= self.lookahead_frames <= MAX_LOOKAHEAD_FRAMES,
+            source,
+            f"lookahead_frames must be between 0 and {MAX_LOOKAHEAD_FRAMES} (it is {self.lookahead_frames})",
+        )
         _check(self.quantization in QUANTIZATIONS, source, f"quantization must be one of {QUANTIZATIONS}")
         _check(self.features.type in dsp.FEATURE_TYPES, source, f"features.type must be one of {dsp.FEATURE_TYPES}")
         _check(self.mask.type in dsp.MASK_TYPES, source, f"mask.type must be one of {dsp.MASK_TYPES}")
@@ -165,11 +196,14 @@ class ModelMetadata:
                 continue
             _check(edges is not None, source, f"{what}.band_edges_hz is required for {spec_type}")
             assert edges is not None
+            _check(len(edges) >= 2, source, f"{what}.band_edges_hz needs at least two edges (one band)")
             _check(edges[-1] <= self.sample_rate / 2, source, f"{what}.band_edges_hz go above Nyquist")
             try:
                 dsp.band_pooling_matrix(list(edges), framing)
             except ValueError as exc:
-                raise ModelError(f"{source}: {what}.band_edges_hz: {exc}") from None
+                raise ModelError(
+                    f"{source}: inconsistent quietmic metadata: {what}.band_edges_hz: {exc}; {REEXPORT_HINT}"
+                ) from None
         names = [self.features.tensor] + [s.input for s in self.states]
         outputs = [self.mask.tensor] + [s.output for s in self.states]
         _check(len(set(names)) == len(names), source, "input tensor names must be unique")
@@ -183,20 +217,35 @@ class ModelMetadata:
 
 
 def _check(condition: bool, source: str, message: str) -> None:
+    """Raise :class:`ModelError` (``source``, ``message`` and the fix) unless ``condition``."""
     if not condition:
-        raise ModelError(f"{source}: inconsistent quietmic metadata: {message}")
+        raise ModelError(f"{source}: inconsistent quietmic metadata: {message}; {REEXPORT_HINT}")
+
+
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", list: "a list", dict: "an object"}
+_NONE_TYPE = type(None)
+
+
+def _expected(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    names = [_TYPE_NAMES.get(k, "null" if k is _NONE_TYPE else k.__name__) for k in kinds]
+    return " or ".join(dict.fromkeys(names))
 
 
 def _field(record: dict[str, Any], key: str, kind: type | tuple[type, ...], source: str, default: Any = ...) -> Any:
+    """``record[key]`` if it has type ``kind`` (JSON booleans are not numbers), else a :class:`ModelError`."""
     if key not in record:
         if default is ...:
-            raise ModelError(f"{source}: quietmic metadata lacks the field {key!r}")
+            raise ModelError(f"{source}: quietmic metadata lacks the field {key!r}; {REEXPORT_HINT}")
         return default
     value = record[key]
-    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
-        raise ModelError(f"{source}: quietmic metadata field {key!r} has the wrong type")
-    if not isinstance(value, kind):
-        raise ModelError(f"{source}: quietmic metadata field {key!r} has the wrong type ({type(value).__name__})")
+    if (isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,))) or not isinstance(
+        value, kind
+    ):
+        got = "a boolean" if isinstance(value, bool) else _expected(type(value))
+        raise ModelError(
+            f"{source}: quietmic metadata field {key!r} must be {_expected(kind)}, not {got}; {REEXPORT_HINT}"
+        )
     return value
 
 
@@ -204,21 +253,53 @@ def _edges(record: dict[str, Any], source: str) -> tuple[float, ...] | None:
     edges = _field(record, "band_edges_hz", (list, type(None)), source, None)
     if edges is None:
         return None
-    if not all(isinstance(e, (int, float)) and not isinstance(e, bool) for e in edges):
-        raise ModelError(f"{source}: quietmic metadata band_edges_hz must be numbers")
-    return tuple(float(e) for e in edges)
+    numbers = [_finite_float(e) for e in edges]
+    if any(n is None for n in numbers):
+        raise ModelError(f"{source}: quietmic metadata band_edges_hz must be finite numbers; {REEXPORT_HINT}")
+    return tuple(n for n in numbers if n is not None)
+
+
+def _finite_float(value: Any) -> float | None:
+    """``value`` as a finite float, or ``None`` if it is not a number (booleans are not) or not finite."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond float range
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _max_gain(mask: dict[str, Any], source: str) -> float:
+    gain = _finite_float(_field(mask, "max_gain", (int, float), source, 1.0))
+    if gain is None:
+        raise ModelError(f"{source}: quietmic metadata mask.max_gain must be a finite number; {REEXPORT_HINT}")
+    return gain
 
 
 def _parse_record(record: Any, source: str) -> ModelMetadata:
     if not isinstance(record, dict):
-        raise ModelError(f"{source}: quietmic metadata must be a JSON object")
+        raise ModelError(f"{source}: quietmic metadata must be a JSON object; {REEXPORT_HINT}")
     if record.get("format") != FORMAT:
-        raise ModelError(f"{source}: not a quietmic model record (format {record.get('format')!r})")
+        raise ModelError(
+            f"{source}: not a quietmic model record (format {_short(record.get('format'))}, "
+            f"expected {FORMAT!r}); {REEXPORT_HINT}"
+        )
     version = record.get("format_version")
+    if not (isinstance(version, int) and not isinstance(version, bool)):
+        raise ModelError(
+            f"{source}: quietmic metadata format_version must be an integer, not {_short(version)}; {REEXPORT_HINT}"
+        )
+    if version > FORMAT_VERSION:
+        raise ModelError(
+            f"{source}: metadata format version {version} is newer than this quietmic supports "
+            f"({FORMAT_VERSION}); upgrade quietmic, or export the model again with this quietmic's "
+            "'python -m model_export'"
+        )
     if version != FORMAT_VERSION:
         raise ModelError(
-            f"{source}: metadata format version {version!r} is not supported by this quietmic "
-            f"(supports {FORMAT_VERSION}); upgrade quietmic or re-export the model"
+            f"{source}: metadata format version {version} is not supported (this quietmic reads version "
+            f"{FORMAT_VERSION}); {REEXPORT_HINT}"
         )
     features = _field(record, "features", dict, source)
     mask = _field(record, "mask", dict, source)
@@ -226,10 +307,10 @@ def _parse_record(record: Any, source: str) -> ModelMetadata:
     states = []
     for item in states_raw:
         if not isinstance(item, dict):
-            raise ModelError(f"{source}: quietmic metadata states must be objects")
+            raise ModelError(f"{source}: quietmic metadata states must be objects; {REEXPORT_HINT}")
         shape = _field(item, "shape", list, source)
         if not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
-            raise ModelError(f"{source}: quietmic metadata state shapes must be integers")
+            raise ModelError(f"{source}: quietmic metadata state shapes must be lists of integers; {REEXPORT_HINT}")
         states.append(StateSpec(_field(item, "input", str, source), _field(item, "output", str, source), tuple(shape)))
     meta = ModelMetadata(
         name=_field(record, "name", str, source),
@@ -246,7 +327,7 @@ def _parse_record(record: Any, source: str) -> ModelMetadata:
         mask=MaskSpec(
             type=_field(mask, "type", str, source),
             tensor=_field(mask, "tensor", str, source),
-            max_gain=float(_field(mask, "max_gain", (int, float), source, 1.0)),
+            max_gain=_max_gain(mask, source),
             band_edges_hz=_edges(mask, source),
         ),
         states=tuple(states),
@@ -259,15 +340,143 @@ def _parse_record(record: Any, source: str) -> ModelMetadata:
     stated = record.get("algorithmic_latency_samples")
     if stated is not None and stated != meta.algorithmic_latency_samples:
         raise ModelError(
-            f"{source}: inconsistent quietmic metadata: algorithmic_latency_samples is {stated} "
-            f"but window, hop and lookahead give {meta.algorithmic_latency_samples}"
+            f"{source}: inconsistent quietmic metadata: algorithmic_latency_samples is {_short(stated)} "
+            f"but window, hop and lookahead give {meta.algorithmic_latency_samples}; {REEXPORT_HINT}"
         )
     return meta
+
+
+_SHORT_REPR_CHARS = 60
+"""Longest quoted value in an error message, in characters."""
+
+
+def _short(value: Any) -> str:
+    """``repr(value)`` cut to :data:`_SHORT_REPR_CHARS` characters (for one-line messages)."""
+    text = repr(value)
+    return text if len(text) <= _SHORT_REPR_CHARS else text[: _SHORT_REPR_CHARS - 3] + "..."
+
+
+def _nesting(text: str | bytes) -> int:
+    """Deepest bracket nesting of a JSON text (an upper bound: brackets inside strings count too)."""
+    depth = deepest = 0
+    for char in text.decode("utf-8", "replace") if isinstance(text, bytes) else text:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+# --- Telling a .tflite file from other files passed by mistake ----------------------------
+
+CONVERT_HINT = (
+    "quietmic runs only .tflite files with quietmic metadata: rebuild the model with the Keras layers of "
+    "model_export and export it with 'python -m model_export' (pip install 'quietmic[export]')"
+)
+"""What to do with a model of another format (Keras, ONNX, PyTorch...)."""
+
+_MODEL = True
+_OTHER = False
+
+_FOREIGN_MAGIC = (
+    (b"PK\x03\x04", "a ZIP archive (a Keras .keras model or a PyTorch checkpoint?)", _MODEL),
+    (b"\x89HDF\r\n\x1a\n", "an HDF5 file (a Keras .h5 model?)", _MODEL),
+    (b"\x80\x02", "a Python pickle (a PyTorch or scikit-learn model?)", _MODEL),
+    (b"RIFF", "a RIFF file (a WAV recording?)", _OTHER),
+    (b"fLaC", "a FLAC audio file", _OTHER),
+    (b"OggS", "an Ogg audio file", _OTHER),
+    (b"ID3", "an MP3 audio file", _OTHER),
+    (b"\x7fELF", "a program (ELF executable)", _OTHER),
+    (b"\x1f\x8b", "a gzip archive", _OTHER),
+)
+"""Leading bytes of files people pass as a model by mistake: what to call them, whether it is a model."""
+
+_FOREIGN_SUFFIXES = {
+    ".keras": ("a Keras model", _MODEL),
+    ".h5": ("a Keras/HDF5 model", _MODEL),
+    ".hdf5": ("a Keras/HDF5 model", _MODEL),
+    ".onnx": ("an ONNX model", _MODEL),
+    ".pb": ("a TensorFlow graph (SavedModel .pb)", _MODEL),
+    ".pt": ("a PyTorch model", _MODEL),
+    ".pth": ("a PyTorch model", _MODEL),
+    ".ckpt": ("a training checkpoint", _MODEL),
+    ".safetensors": ("a safetensors weights file", _MODEL),
+    ".wav": ("an audio file", _OTHER),
+    ".json": ("a JSON file", _OTHER),
+    ".yaml": ("a YAML file", _OTHER),
+    ".yml": ("a YAML file", _OTHER),
+}
+"""File name endings of other model formats (and other files): what to call them, whether it is a model."""
+
+_TEXT_SAMPLE_BYTES = 4096
+"""How much of a file is looked at to tell whether it is text, in bytes."""
+
+_TEXT_CONTROL_BYTES = frozenset(range(32)) - {9, 10, 12, 13}
+"""Bytes that do not occur in a text file (control characters other than tab and line ends)."""
+
+_ONNX_PROTOBUF_START = b"\x08"
+"""ONNX files are protobufs whose first field is ``ir_version`` (field 1, varint): tag byte 0x08."""
+
+_ONNX_MARKERS = (b"onnx", b"pytorch", b"tf2onnx", b"skl2onnx")
+"""Producer names found near the start of ONNX files."""
+
+
+def _looks_like_text(data: bytes) -> bool:
+    sample = data[:_TEXT_SAMPLE_BYTES]
+    if not sample or any(byte in _TEXT_CONTROL_BYTES for byte in sample):
+        return False
+    try:
+        sample.decode("utf-8")
+    except UnicodeDecodeError as exc:  # a multi-byte character cut at the end of the sample is fine
+        return exc.start >= len(sample) - 3
+    return True
+
+
+def _looks_like_onnx(data: bytes) -> bool:
+    head = data[:_TEXT_SAMPLE_BYTES].lower()
+    return data.startswith(_ONNX_PROTOBUF_START) and any(marker in head for marker in _ONNX_MARKERS)
+
+
+def describe_foreign_file(data: bytes, source: str) -> tuple[str, bool] | None:
+    """What a file that is not a TFLite model seems to be and whether it is a model of another
+    format (``("an ONNX model", True)``), or ``None`` if it cannot be told."""
+    suffix = Path(source).suffix.lower()
+    if suffix in _FOREIGN_SUFFIXES:
+        return _FOREIGN_SUFFIXES[suffix]
+    for magic, what, is_model in _FOREIGN_MAGIC:
+        if data.startswith(magic):
+            return what, is_model
+    if _looks_like_onnx(data):
+        return "an ONNX model", _MODEL
+    if _looks_like_text(data):
+        return "a text file", _OTHER
+    return None
+
+
+def not_tflite_error(data: bytes, source: str) -> ModelError:
+    """The error for bytes that are not a TFLite model: what they seem to be and what to do."""
+    if not data:
+        return ModelError(f"{source}: the model file is empty (0 bytes); {REEXPORT_HINT} or copy the file again")
+    described = describe_foreign_file(data, source)
+    if described is None:
+        return ModelError(
+            f"{source}: not a TensorFlow Lite model (no TFL3 identifier: the file is corrupt or of another "
+            f"kind); {CONVERT_HINT}"
+        )
+    what, is_model = described
+    if is_model:
+        return ModelError(f"{source}: this is {what}, not a TensorFlow Lite model; {CONVERT_HINT}")
+    return ModelError(
+        f"{source}: this is {what}, not a TensorFlow Lite model (no TFL3 identifier); pass a quietmic "
+        ".tflite model (made by 'python -m model_export')"
+    )
 
 
 # --- Reading the metadata entry out of a .tflite flatbuffer -------------------------------
 
 _TFLITE_IDENTIFIER = b"TFL3"
+_TFLITE_IDENTIFIER_OFFSET = 4
 _MODEL_BUFFERS_FIELD = 4
 _MODEL_METADATA_FIELD = 6
 _METADATA_NAME_FIELD = 0
@@ -276,23 +485,34 @@ _BUFFER_DATA_FIELD = 0
 _BUFFER_OFFSET_FIELD = 1
 _BUFFER_SIZE_FIELD = 2
 
+CORRUPT_HINT = f"the file is truncated or corrupt; {REEXPORT_HINT} or copy it again"
+"""The fix for a damaged model file."""
+
 
 class _FlatBuffer:
-    """Just enough of the flatbuffers wire format to walk a TFLite model's tables."""
+    """Just enough of the flatbuffers wire format to walk a TFLite model's tables.
+
+    Every read is bounds-checked: a position outside the data raises ``IndexError``.
+    """
 
     def __init__(self, data: bytes) -> None:
         self.data = data
 
+    def _unpack(self, fmt: str, pos: int) -> int:
+        if pos < 0 or pos + struct.calcsize(fmt) > len(self.data):
+            raise IndexError(f"flatbuffer read at {pos} outside {len(self.data)} bytes")
+        return struct.unpack_from(fmt, self.data, pos)[0]
+
     def _u32(self, pos: int) -> int:
-        return struct.unpack_from("<I", self.data, pos)[0]
+        return self._unpack("<I", pos)
 
     def field_pos(self, table: int, index: int) -> int | None:
-        vtable = table - struct.unpack_from("<i", self.data, table)[0]
-        vtable_size = struct.unpack_from("<H", self.data, vtable)[0]
+        vtable = table - self._unpack("<i", table)
+        vtable_size = self._unpack("<H", vtable)
         slot = 4 + 2 * index
         if slot >= vtable_size:
             return None
-        offset = struct.unpack_from("<H", self.data, vtable + slot)[0]
+        offset = self._unpack("<H", vtable + slot)
         return table + offset if offset else None
 
     def deref(self, pos: int) -> int:
@@ -311,20 +531,24 @@ class _FlatBuffer:
 
     def string(self, table: int, index: int) -> str | None:
         start, length = self.vector(table, index)
+        if start and start + length > len(self.data):
+            raise IndexError("flatbuffer string runs past the end of the data")
         return self.data[start : start + length].decode("utf-8") if start else None
 
     def scalar(self, table: int, index: int, fmt: str, default: int = 0) -> int:
         pos = self.field_pos(table, index)
-        return struct.unpack_from(fmt, self.data, pos)[0] if pos is not None else default
+        return self._unpack(fmt, pos) if pos is not None else default
 
 
 def read_tflite_metadata(data: bytes, source: str = "model") -> dict[str, bytes]:
     """All metadata entries (name -> raw bytes) of a TFLite flatbuffer.
 
-    Raises :class:`ModelError` if ``data`` is not a readable TFLite model.
+    Raises :class:`ModelError` if ``data`` is not a readable TFLite model,
+    saying what the file seems to be instead (Keras, ONNX, text, empty...).
     """
-    if len(data) < 8 or data[4:8] != _TFLITE_IDENTIFIER:
-        raise ModelError(f"{source}: not a TensorFlow Lite model (no TFL3 identifier); pass a .tflite file")
+    identifier_end = _TFLITE_IDENTIFIER_OFFSET + len(_TFLITE_IDENTIFIER)
+    if len(data) < identifier_end or data[_TFLITE_IDENTIFIER_OFFSET:identifier_end] != _TFLITE_IDENTIFIER:
+        raise not_tflite_error(data, source)
     fb = _FlatBuffer(data)
     try:
         model = fb.deref(0)
@@ -336,21 +560,18 @@ def read_tflite_metadata(data: bytes, source: str = "model") -> dict[str, bytes]
             name = fb.string(entry, _METADATA_NAME_FIELD) or ""
             index = fb.scalar(entry, _METADATA_BUFFER_FIELD, "<I")
             if index >= n_buffers:
-                raise ModelError(f"{source}: metadata entry {name!r} points past the buffer table; the file is corrupt")
+                raise ModelError(f"{source}: metadata entry {_short(name)} points past the buffer table; {CORRUPT_HINT}")
             buffer = fb.table_at(buffers_start + 4 * index)
             start, length = fb.vector(buffer, _BUFFER_DATA_FIELD)
-            if start:
-                payload = data[start : start + length]
-            else:
-                offset = fb.scalar(buffer, _BUFFER_OFFSET_FIELD, "<Q")
-                size = fb.scalar(buffer, _BUFFER_SIZE_FIELD, "<Q")
-                payload = data[offset : offset + size]
+            if not start:
+                start = fb.scalar(buffer, _BUFFER_OFFSET_FIELD, "<Q")
+                length = fb.scalar(buffer, _BUFFER_SIZE_FIELD, "<Q")
             if start + length > len(data):
-                raise ModelError(f"{source}: the model file is truncated; re-export or re-download it")
-            entries[name] = bytes(payload)
+                raise ModelError(f"{source}: metadata entry {_short(name)} runs past the end of the file; {CORRUPT_HINT}")
+            entries[name] = bytes(data[start : start + length])
         return entries
     except (struct.error, IndexError, UnicodeDecodeError):
-        raise ModelError(f"{source}: the TensorFlow Lite flatbuffer is corrupt or truncated") from None
+        raise ModelError(f"{source}: the TensorFlow Lite flatbuffer cannot be read; {CORRUPT_HINT}") from None
 
 
 def load_metadata(model_bytes: bytes, source: str = "model") -> ModelMetadata:
@@ -358,12 +579,17 @@ def load_metadata(model_bytes: bytes, source: str = "model") -> ModelMetadata:
     entries = read_tflite_metadata(model_bytes, source)
     if METADATA_NAME not in entries:
         raise ModelError(
-            f"{source}: this .tflite file has no quietmic metadata; export it with "
-            "'python -m model_export' so it describes its framing, features and states"
+            f"{source}: this .tflite file has no quietmic metadata (it is not a quietmic model, or was "
+            "converted without the exporter); export it with 'python -m model_export' so it describes "
+            "its framing, features and states"
         )
     return ModelMetadata.from_json(entries[METADATA_NAME], source)
 
 
 def load_metadata_file(path: str | Path) -> ModelMetadata:
     """The validated quietmic record of the model file at ``path``."""
-    return load_metadata(Path(path).read_bytes(), str(path))
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ModelError(f"cannot read model file {path}: {exc.strerror}; check the path") from None
+    return load_metadata(data, str(path))
