@@ -37,6 +37,10 @@ WINDOWS = (SQRT_HANN, HANN)
 POWER_FLOOR = 1e-12
 """Power added before taking logarithms: -120 dB relative to full-scale power."""
 
+POWER_CEILING = float(np.finfo(np.float32).max)
+"""Largest power a feature can express (about +385 dB re full scale): features are float32, so
+larger (or infinite) power is clamped to this instead of turning into an infinite feature."""
+
 FEATURE_LOG_POWER_BANDS = "log_power_bands"
 """Features: log10 of the mean power of the STFT bins in each band."""
 
@@ -313,8 +317,13 @@ def bin_gain_spreading_matrix(n_model_bins: int, framing: Framing) -> np.ndarray
 
 
 def log_power(power: np.ndarray) -> np.ndarray:
-    """``log10(power + POWER_FLOOR)``, float32."""
-    return np.log10(np.asarray(power, dtype=np.float32) + np.float32(POWER_FLOOR))
+    """``log10(min(power, POWER_CEILING) + POWER_FLOOR)``, float32.
+
+    Finite for every non-negative power, including zero, infinity and values too large
+    for float32 (about -12 to +38.5, i.e. -120 dB to +385 dB re full-scale power).
+    """
+    clamped = np.minimum(power, POWER_CEILING)  # before the cast, which would overflow to inf
+    return np.log10(np.asarray(clamped, dtype=np.float32) + np.float32(POWER_FLOOR))
 
 
 class FeatureExtractor:
@@ -345,9 +354,16 @@ class FeatureExtractor:
             raise ValueError(f"unknown feature type {feature_type!r}; known: {', '.join(FEATURE_TYPES)}")
 
     def __call__(self, power: np.ndarray) -> np.ndarray:
-        """Features (float32, ``(..., size)``) from bin power ``(..., n_bins)``."""
+        """Features (float32, ``(..., size)``) from bin power ``(..., n_bins)``.
+
+        Finite for any non-negative power, from 0 to +inf: power above
+        :data:`POWER_CEILING` gives the features of :data:`POWER_CEILING`.
+        """
+        # Clamp first: +inf times a bin's zero weight in another band would give NaN.
+        power = np.minimum(power, POWER_CEILING)
         if self._pooling is not None:
-            return log_power(power @ self._pooling)
+            with np.errstate(over="ignore"):  # a float32 band sum beyond float32 range is clamped by log_power
+                return log_power(power @ self._pooling)
         out = np.zeros(power.shape[:-1] + (self.size,), dtype=np.float32)
         out[..., : self._shared] = power[..., : self._shared]
         return log_power(out)

@@ -12,6 +12,12 @@ from __future__ import annotations
 import numpy as np
 
 
+def _check_count(count: int, action: str) -> None:
+    """Refuse a negative sample count: it would move a counter backwards and corrupt the ring."""
+    if count < 0:
+        raise ValueError(f"cannot {action} a negative number of samples ({count}); pass a count >= 0")
+
+
 class RingBuffer:
     """Fixed-capacity FIFO of float32 samples (mono).
 
@@ -50,7 +56,11 @@ class RingBuffer:
         return count
 
     def write_zeros(self, count: int) -> int:
-        """Append up to ``count`` zero samples; returns how many were written."""
+        """Append up to ``count`` zero samples; returns how many were written.
+
+        Raises ``ValueError`` for a negative ``count``.
+        """
+        _check_count(count, "write")
         count = min(count, self.free)
         start = self.write_count % self.capacity
         first = min(count, self.capacity - start)
@@ -73,7 +83,11 @@ class RingBuffer:
         return count
 
     def skip(self, count: int) -> int:
-        """Drop up to ``count`` samples from the front; returns how many were dropped."""
+        """Drop up to ``count`` samples from the front; returns how many were dropped.
+
+        Raises ``ValueError`` for a negative ``count``.
+        """
+        _check_count(count, "skip")
         count = min(count, self.available)
         self.read_count += count
         return count
