@@ -179,10 +179,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from realtime.enhancer import Enhancer, framing_at_rate
     from realtime.live import LiveProcessor
-    from realtime.model import MaskModel
+    from realtime.model import load_checked_model
 
     settings = _settings(args)
-    model = MaskModel(resolve_model_path(settings.model))
+    model = load_checked_model(resolve_model_path(settings.model))
     if settings.sample_rate is not None:
         rate = settings.sample_rate
     else:
@@ -239,7 +239,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                 write_summary()
             print(
                 f"quietmic: ran {summary['seconds']:.1f} s: {summary['input_overflows']} input overflows, "
-                f"{summary['output_underflows']} output underflows, {summary['late_blocks']} late blocks; "
+                f"{summary['output_underflows']} output underflows, {summary['late_blocks']} late blocks, "
+                f"{summary['model_failures']} model failures, {summary['processing_failures']} failed blocks, "
+                f"{summary['invalid_input_samples']} invalid input samples; "
                 f"block processing p50 {summary['block_time_ms_p50']} ms, p99 {summary['block_time_ms_p99']} ms "
                 f"(block period {summary['block_period_ms']} ms)",
                 file=sys.stderr,
@@ -344,8 +346,20 @@ def format_status(status: dict[str, Any]) -> str:
         ("cpu", f"{status['cpu_percent']:.1f} % now, {status['cpu_percent_average']:.1f} % average"),
         ("xruns", f"{status['xruns']} " + json.dumps(status["counters"])),
         ("reconnects", f"{status['reconnects']} (input lost {status['lost_streams']} times)"),
+        ("faults", _faults_text(status)),
     ]
     return "\n".join(f"{key:<14} {value}" for key, value in rows)
+
+
+def _faults_text(status: dict[str, Any]) -> str:
+    """The status's fault counters, and what is wrong now if anything is."""
+    faults = status.get("faults", {})
+    text = ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in faults.items()) or "none"
+    if status.get("model_failing"):
+        text = "MODEL FAILING, passing the input through; " + text
+    if status.get("fault_detail"):
+        text += f" (last: {status['fault_detail']})"
+    return text
 
 
 def cmd_set(args: argparse.Namespace) -> int:

@@ -14,6 +14,18 @@ Per hop (the model's hop duration at the device rate):
    applied to the spectrum (``lookahead_frames`` older, if the model looks ahead);
 4. the frame is synthesised and overlap-added.
 
+Faults never stop the stream or poison later output:
+
+* samples that are not audio, non-finite (NaN, +-Inf) or beyond
+  +-:data:`MAX_SAMPLE_MAGNITUDE`, are replaced with silence, and the model
+  restarts (reset states) at the first frame clear of them: the fault leaves no
+  trace in its memory, so the output is a freshly started model's at once;
+* when a model state turns non-finite, the model is reset;
+* when running the model fails (``MaskModel.step`` raises), the hop passes the
+  input through unmasked (same latency, no gap: the overlap-add crossfades), the
+  failure is counted and logged once per episode, and the model is tried again
+  (from a reset state) after :data:`MODEL_RETRY_SECONDS`.
+
 Latency, in samples at the device rate:
 
 * algorithmic = ``window - hop`` (overlap-add) ``+ lookahead_frames * hop``;
@@ -32,12 +44,21 @@ from pathlib import Path
 import numpy as np
 
 from realtime import dsp
-from realtime.errors import QuietmicError
+from realtime.errors import ModelError, QuietmicError
 from realtime.metadata import ModelMetadata
 from realtime.model import MaskModel
 from realtime.ringbuffer import RingBuffer
 
 log = logging.getLogger(__name__)
+
+MAX_SAMPLE_MAGNITUDE = 1e15
+"""Largest input sample magnitude treated as audio (300 dB above full scale); larger ones are
+faults, like NaN. Up to it the power of a frame (at most ``(window * MAX_SAMPLE_MAGNITUDE) ** 2``)
+fits float32 features for any window up to 18000 samples: no input can overflow them to Inf."""
+
+MODEL_RETRY_SECONDS = 1.0
+"""After the model fails, the input passes through unmasked for this long (seconds of audio)
+before the model is tried again."""
 
 
 def framing_at_rate(metadata: ModelMetadata, sample_rate: int) -> dsp.Framing:
@@ -69,6 +90,8 @@ class Enhancer:
             limit; ``0``: the output is the delayed input).
         bypass: pass the input through (delayed by the same latency) without
             running the model.
+        fallback: when running the model fails, pass the input through and try the
+            model again later (live audio); False raises a :class:`ModelError`.
     """
 
     def __init__(
@@ -79,8 +102,12 @@ class Enhancer:
         block_size: int | None = None,
         atten_lim_db: float | None = None,
         bypass: bool = False,
+        fallback: bool = True,
     ) -> None:
         self.model = model if isinstance(model, MaskModel) else MaskModel(model)
+        self.fallback = fallback
+        """On a model error, pass the input through and retry later (live); False raises a
+        :class:`ModelError` instead (files: an output that is partly not enhanced is no result)."""
         meta = self.model.metadata
         self.sample_rate = int(sample_rate)
         self.framing = framing_at_rate(meta, self.sample_rate)
@@ -133,7 +160,23 @@ class Enhancer:
         None (the default) times nothing."""
         self.hops_processed = 0
         self.model_resets = 0
-        """How often the model state was reset because it turned non-finite."""
+        """How often the model was reset because a state turned non-finite or after invalid input."""
+        self.invalid_samples = 0
+        """Input samples that were non-finite or beyond +-MAX_SAMPLE_MAGNITUDE (replaced with 0)."""
+        self.model_failures = 0
+        """Hops on which running the model raised an error (those hops passed the input through)."""
+        self.model_error: str | None = None
+        """The most recent model error (``"Type: message"``), None if the model never failed."""
+        self.model_failing = False
+        """Whether the model is failing now: hops pass the input through until a retry succeeds."""
+        self.model_retry_hops = max(1, round(MODEL_RETRY_SECONDS * self.sample_rate / hop))
+        """Hops passed through after a model failure before the model is tried again."""
+        self._retry_hop = 0
+        self._failure_episodes = 0
+        self._consumed = 0
+        """Input samples taken into complete hops since the last reset."""
+        self._last_invalid: int | None = None
+        """Input sample index of the latest invalid sample whose frames are still to come (None: none)."""
         self.reset()
 
     # --- settings that may change while streaming -------------------------------------------
@@ -175,6 +218,9 @@ class Enhancer:
         self._output.clear()
         self._output.write_zeros(self.buffering_latency)
         self.model.reset()
+        self._retry_hop = 0  # a failing model is tried again at once
+        self._consumed = 0
+        self._last_invalid = None
 
     def process(self, block: np.ndarray) -> np.ndarray:
         """Enhance one block of mono samples; returns a float32 block of the same length."""
@@ -190,13 +236,16 @@ class Enhancer:
                 f"(this Enhancer was made for blocks of {self.block_size}); create it with block_size=None "
                 "to accept any size"
             )
-        if not np.isfinite(samples).all():
-            samples = np.nan_to_num(samples, nan=0.0, posinf=1.0, neginf=-1.0)
+        invalid = None
+        if len(samples) and not float(np.max(np.abs(samples))) <= MAX_SAMPLE_MAGNITUDE:  # also true for NaN
+            samples, invalid = self._silence_invalid(samples)
         hop = self.framing.hop_length
         out = np.empty(len(samples), dtype=np.float32)
         position = filled = 0
         while position < len(samples):
             take = min(hop - self._pending_count, len(samples) - position)
+            if invalid is not None:
+                self._note_invalid(invalid[position : position + take])
             self._pending[self._pending_count : self._pending_count + take] = samples[position : position + take]
             self._pending_count += take
             position += take
@@ -210,6 +259,27 @@ class Enhancer:
             raise RuntimeError(f"internal error: enhancer output ran short by {len(out) - filled} samples")
         return out
 
+    def _silence_invalid(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``samples`` with the invalid ones (non-finite or beyond +-MAX_SAMPLE_MAGNITUDE) set to 0,
+        and where they were (a boolean mask); counts them and logs the first."""
+        with np.errstate(invalid="ignore"):
+            invalid = ~(np.abs(samples) <= MAX_SAMPLE_MAGNITUDE)  # True for NaN and +-Inf
+        if self.invalid_samples == 0:
+            log.warning(
+                "the input has samples that are not audio (NaN, Inf or beyond +-%g): they are replaced with "
+                "silence and the model restarts after them; check the audio source",
+                MAX_SAMPLE_MAGNITUDE,
+            )
+        self.invalid_samples += int(np.count_nonzero(invalid))
+        return np.where(invalid, 0.0, samples), invalid
+
+    def _note_invalid(self, invalid: np.ndarray) -> None:
+        """Remember the last invalid sample of the chunk about to enter the pending hop (``invalid``: its
+        mask), so that the model restarts at the first frame clear of it."""
+        where = np.flatnonzero(invalid)
+        if len(where):
+            self._last_invalid = self._consumed + self._pending_count + int(where[-1])
+
     def _process_hop(self, new_samples: np.ndarray) -> np.ndarray:
         """Analyse, mask and synthesise one hop; returns ``hop`` finished output samples."""
         timing = self.stage_seconds is not None
@@ -219,12 +289,15 @@ class Enhancer:
         frame = self._frame
         frame[:-hop] = frame[hop:]
         frame[-hop:] = new_samples
+        self._consumed += hop
+        if self._last_invalid is not None and self._consumed - len(frame) > self._last_invalid:
+            self._restart_model()  # the first frame clear of the invalid samples
         spectrum = np.fft.rfft(frame * self._analysis)
         self._spectra[self._frame_index % len(self._spectra)] = spectrum
         self._frame_index += 1
         if timing:
             analysed = time.perf_counter()
-        gains = None if self.bypass else self._gains(spectrum.real**2 + spectrum.imag**2)
+        gains = None if self.bypass else self._guarded_gains(spectrum.real**2 + spectrum.imag**2)
         if timing:
             inferred = time.perf_counter()
         # With lookahead, this frame's mask applies to the oldest stored spectrum.
@@ -242,6 +315,45 @@ class Enhancer:
             done = time.perf_counter()
             self.stage_seconds += (analysed - started, inferred - analysed, done - inferred)
         return finished
+
+    def _restart_model(self) -> None:
+        """Reset the model states after invalid input, so the fault leaves nothing in its memory."""
+        self._last_invalid = None
+        self.model.reset()
+        self.model_resets += 1
+
+    def _guarded_gains(self, power: np.ndarray) -> np.ndarray | None:
+        """Bin gains for one frame, or None (pass it through) while the model is failing."""
+        if self.model_failing and self.hops_processed < self._retry_hop:
+            return None
+        try:
+            gains = self._gains(power)
+        except Exception as exc:  # noqa: BLE001 - any model error: fall back to pass-through
+            if not self.fallback:
+                raise ModelError(f"{self.model.source}: running the model failed ({type(exc).__name__}: {exc}); "
+                                 f"check it with 'quietmic info --model {self.model.source}'") from exc
+            self._model_failed(exc)
+            return None
+        if self.model_failing:
+            self.model_failing = False
+            log.warning("the model runs again; enhancing again (%d failed hops so far)", self.model_failures)
+        return gains
+
+    def _model_failed(self, exc: Exception) -> None:
+        """Count a model failure, log it once per episode, and back off before the next try."""
+        self.model_failures += 1
+        self.model_error = f"{type(exc).__name__}: {exc}"
+        if not self.model_failing:
+            self.model_failing = True
+            self._failure_episodes += 1
+            log.error(
+                "running the model failed (%s): passing the input through unenhanced, trying again every %g s",
+                self.model_error,
+                MODEL_RETRY_SECONDS,
+                exc_info=self._failure_episodes == 1,  # the traceback once; later episodes in one line
+            )
+        self._retry_hop = self.hops_processed + self.model_retry_hops
+        self.model.reset()  # a failed step may have left the states half-updated
 
     def _gains(self, power: np.ndarray) -> np.ndarray:
         """Bin gains for one frame from its bin power."""

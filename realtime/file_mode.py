@@ -17,7 +17,8 @@ At rates where the model's window and hop are not whole numbers of samples
 factor to a rate where they are (44100 Hz), enhanced there, and resampled back,
 with streaming polyphase filters whose delays are compensated too.
 
-NaN and Inf samples are replaced with silence before anything else sees them.
+NaN and Inf samples are silenced by the Enhancer, as in live mode (and before
+resampling, where needed). If the model fails on any frame, nothing is written.
 """
 
 from __future__ import annotations
@@ -260,7 +261,8 @@ def _chunk_frames(block: int, sample_rate: int) -> int:
 
 
 def _replace_invalid(chunk: np.ndarray) -> tuple[np.ndarray, int]:
-    """``chunk`` with NaN and Inf replaced by 0, and how many there were."""
+    """``chunk`` with NaN and Inf replaced by 0, and how many there were (before resampling, which would
+    smear one bad sample over the filter's length)."""
     finite = np.isfinite(chunk)
     if finite.all():
         return chunk, 0
@@ -268,7 +270,11 @@ def _replace_invalid(chunk: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def _stream(reader: WavReader, writer: AtomicWavWriter, pipelines: list[ChannelPipeline], chunk: int) -> int:
-    """Feed the file (then zeros) through the pipelines into the writer; returns the invalid samples replaced."""
+    """Feed the file (then zeros) through the pipelines into the writer; returns the invalid samples replaced.
+
+    At the model's own rates the Enhancer sees the samples as they are and deals with
+    NaN and Inf itself, as it does live; only the resampling path replaces them first.
+    """
     frames, channels = reader.info.frames, reader.info.channels
     factor = pipelines[0].upsampler.factor
     most_fed = frames + chunk + math.ceil((pipelines[0].decimator.delay + factor) / factor)
@@ -280,10 +286,11 @@ def _stream(reader: WavReader, writer: AtomicWavWriter, pipelines: list[ChannelP
         samples = reader.read(chunk)
         if len(samples) < chunk:
             samples = np.concatenate([samples, np.zeros((chunk - len(samples), channels), np.float32)])
-        samples, bad = _replace_invalid(samples)
-        if bad and not invalid:
-            log.warning("%s: the input has NaN or Inf samples; they are replaced with silence", reader.path)
-        invalid += bad
+        if factor > 1:
+            samples, bad = _replace_invalid(samples)
+            if bad and not invalid:
+                log.warning("%s: the input has NaN or Inf samples; they are replaced with silence", reader.path)
+            invalid += bad
         out = np.stack([pipe.process(samples[:, c]) for c, pipe in enumerate(pipelines)], axis=1)
         writer.write(out[: frames - writer.written])
     return invalid
@@ -312,7 +319,7 @@ def _make_pipelines(source: Path, info: WavInfo, options: _Options) -> tuple[lis
         log.info("%d Hz does not fit the model's framing: enhancing at %d Hz (x%d)", info.sample_rate, rate, factor)
     pipelines = []
     for channel, model in enumerate(models):
-        enhancer = Enhancer(model, rate, block_size=block, atten_lim_db=options.atten_lim_db)
+        enhancer = Enhancer(model, rate, block_size=block, atten_lim_db=options.atten_lim_db, fallback=False)
         record = options.plot and channel == 0
         if record:
             enhancer.gain_log = []
@@ -367,6 +374,7 @@ def enhance_file(
             pipelines, chunk = _make_pipelines(source, info, options)
             factor = pipelines[0].upsampler.factor
             invalid = _stream(reader, writer, pipelines, chunk)
+            invalid += sum(pipe.enhancer.invalid_samples for pipe in pipelines)
             if plot_path is not None:  # inside the writer's block: a failed plot leaves no output
                 _plot(pipelines[0], info.frames, factor, plot_path, f"{source.name} -> {target.name}")
     first = pipelines[0].enhancer

@@ -25,6 +25,14 @@ Streams whose callback runs on an ordinary thread that blocks on the server
 ``processes_inline`` attribute) have no real-time callback to protect: there the
 callback runs the enhancer itself, with no worker and no hand-over block. A slow
 block then only delays the write, which the stream's playback buffer absorbs.
+
+Faults in the processing never stop the stream. The enhancer itself falls back
+to passing the input through when its model fails (see
+:mod:`realtime.enhancer`); any other error while processing a block (in the
+enhancer or a tap) plays that block as silence, resets the enhancer (so the
+next block starts from a consistent state, at the same delay), is counted in
+``processing_failures`` and logged once. :meth:`LiveProcessor.summary` reports
+both kinds of fault.
 """
 
 from __future__ import annotations
@@ -88,6 +96,8 @@ class StreamCounters:
     """Callbacks that found the worker had not finished their output block in time."""
     dropped_input_samples: int = 0
     late_samples: int = 0
+    processing_failures: int = 0
+    """Blocks whose processing raised an error: played as silence (not an xrun)."""
 
     @property
     def xruns(self) -> int:
@@ -167,6 +177,9 @@ class LiveProcessor:
         self._worker: threading.Thread | None = None
         self._stop = threading.Event()
         self._worker_error: BaseException | None = None
+        self._silence = np.zeros(block_size, dtype=np.float32)
+        self.processing_error: str | None = None
+        """The most recent error processing a block (``"Type: message"``); None if there was none."""
         self._times = np.zeros(TIMING_HISTORY, dtype=np.float64)
         self._times_count = 0
         self._started_at = 0.0
@@ -225,19 +238,7 @@ class LiveProcessor:
             return
         start = time.perf_counter()
         index = self._played
-        block = indata[:, self.input_channel]
-        try:
-            if self.tap is not None:
-                self.tap.on_input(index, block)
-            out = self.enhancer.process(block)
-            if self.tap is not None:
-                self.tap.on_output(index, out)
-        except BaseException as exc:  # reported by stop(); the stream plays silence until it is closed
-            self._worker_error = exc
-            log.exception("processing failed")
-            self._stop.set()
-            outdata[:] = 0.0
-            return
+        out = self._process_block(index, indata[:, self.input_channel], index)
         outdata[:] = out[:, None]
         self._played += frames
         self._times[self._times_count % TIMING_HISTORY] = time.perf_counter() - start
@@ -249,7 +250,7 @@ class LiveProcessor:
         block = np.zeros(self.block_size, dtype=np.float32)
         in_index = 0
         drops_fed = 0
-        enhancer, in_ring = self.enhancer, self._in_ring
+        in_ring = self._in_ring
         poller = select.poll()
         poller.register(self._wake_fd, select.POLLIN)
         try:
@@ -265,11 +266,7 @@ class LiveProcessor:
                     else:
                         break
                     start = time.perf_counter()
-                    if self.tap is not None:
-                        self.tap.on_input(in_index, block)
-                    out = enhancer.process(block)
-                    if self.tap is not None:
-                        self.tap.on_output(in_index + self.handover_latency, out)
+                    out = self._process_block(in_index, block, in_index + self.handover_latency)
                     self._write_output(out)
                     self._times[self._times_count % TIMING_HISTORY] = time.perf_counter() - start
                     self._times_count += 1
@@ -278,6 +275,34 @@ class LiveProcessor:
             self._worker_error = exc
             log.exception("the processing thread failed")
             self._stop.set()
+
+    def _process_block(self, index: int, block: np.ndarray, output_index: int) -> np.ndarray:
+        """Enhance one block (through the tap, if any); silence if that fails.
+
+        ``index`` is the block's first sample in the input sequence, ``output_index``
+        where its output will be played.
+        """
+        try:
+            if self.tap is not None:
+                self.tap.on_input(index, block)
+            out = self.enhancer.process(block)
+            if self.tap is not None:
+                self.tap.on_output(output_index, out)
+            return out
+        except Exception as exc:  # noqa: BLE001 - no error in one block may stop the stream
+            self._processing_failed(exc)
+            return self._silence[: len(block)]
+
+    def _processing_failed(self, exc: Exception) -> None:
+        """Count a block that failed, log the first failure, and reset the enhancer to a consistent state."""
+        self.counters.processing_failures += 1
+        self.processing_error = f"{type(exc).__name__}: {exc}"
+        if self.counters.processing_failures == 1:
+            log.exception("processing a block failed: it is played as silence and the stream goes on")
+        try:
+            self.enhancer.reset()  # a half-processed block may have left its buffers inconsistent
+        except Exception:  # noqa: BLE001 - counted above; the next block tries again
+            log.debug("resetting the enhancer failed too", exc_info=True)
 
     def _write_output(self, out: np.ndarray) -> None:
         """Put a processed block into the output ring, waiting while it is full.
@@ -400,6 +425,7 @@ class LiveProcessor:
         """Stop the stream and the worker; safe to call twice, and after the device has gone."""
         import sounddevice as sd
 
+        was_running = self._stream is not None or self._worker is not None
         if self._stream is not None:
             try:
                 self._stream.stop()
@@ -415,9 +441,21 @@ class LiveProcessor:
         if self._previous_switch_interval is not None:
             sys.setswitchinterval(self._previous_switch_interval)
             self._previous_switch_interval = None
+        if was_running:
+            self._log_faults()
         if self._worker_error is not None:
             error, self._worker_error = self._worker_error, None
             raise DeviceError(f"processing failed while streaming: {error}")
+
+    def _log_faults(self) -> None:
+        """Say at the end of a stream what went wrong while processing, if anything did."""
+        failures, enhancer = self.counters.processing_failures, self.enhancer
+        if failures:
+            log.warning("%d blocks failed to process and were played as silence (last error: %s)",
+                        failures, self.processing_error)
+        if enhancer.model_failures:
+            log.warning("the model failed on %d hops, which passed the input through (last error: %s)",
+                        enhancer.model_failures, enhancer.model_error)
 
     def __enter__(self) -> LiveProcessor:
         self.start()
@@ -450,4 +488,10 @@ class LiveProcessor:
             "block_time_ms_p50": round(1000.0 * float(np.median(times)), 4) if len(times) else None,
             "block_time_ms_p99": round(1000.0 * float(np.percentile(times, 99)), 4) if len(times) else None,
             "block_period_ms": round(block_ms, 3),
+            "processing_error": self.processing_error,
+            "model_failures": self.enhancer.model_failures,
+            "model_failing": self.enhancer.model_failing,
+            "model_error": self.enhancer.model_error,
+            "model_resets": self.enhancer.model_resets,
+            "invalid_input_samples": self.enhancer.invalid_samples,
         }

@@ -504,3 +504,16 @@ def check_model_file(path: str | Path, timeout_s: float = CHECK_TIMEOUT_S) -> Mo
         mask_min=fields["mask_min"],
         mask_max=fields["mask_max"],
     )
+
+
+def load_checked_model(path: str | Path) -> MaskModel:
+    """Load the model at ``path`` once :func:`check_model_file` has run it safely in a child process.
+
+    For long-running processes (the background service, live mode): a damaged
+    file that would crash TensorFlow Lite, or a model that makes NaN masks, is a
+    :class:`ModelError` here instead of a dead process or silent output later.
+    """
+    check = check_model_file(path)
+    if not check.valid:
+        raise check.error(str(path))
+    return MaskModel(path)

@@ -36,7 +36,7 @@ from realtime.default_model import resolve_model_path
 from realtime.enhancer import Enhancer, framing_at_rate
 from realtime.errors import DeviceError, QuietmicError
 from realtime.live import LiveProcessor
-from realtime.model import MaskModel
+from realtime.model import load_checked_model
 from realtime.pulse_stream import PulseDuplexStream
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,8 @@ LIVE_SETTINGS = ("atten_lim_db", "bypass")
 """Settings applied to the running enhancer without reopening the stream."""
 STREAM_SETTINGS = ("input_device", "output_device", "input_channel", "model", "block_size", "sample_rate")
 """Settings that reopen the stream."""
+FAULT_KEYS = ("model_failures", "processing_failures", "model_resets", "invalid_input_samples")
+"""Processing faults the stream survived (see :mod:`realtime.live`), counted in the status apart from xruns."""
 
 
 class AlreadyRunning(QuietmicError):
@@ -135,7 +137,7 @@ def parse_setting(key: str, text: str) -> Any:
             value = yaml.safe_load(text)
         except yaml.YAMLError:
             value = text
-    return validate_value(key, value, f"quietmic set {key}")
+    return validate_value(key, value, "quietmic set", label=key)
 
 
 class Service:
@@ -152,13 +154,14 @@ class Service:
         self.virtual_mic: virtual_mic.PulseVirtualMic | virtual_mic.JackPorts | None = None
         self.processor: LiveProcessor | None = None
         self.model_path = resolve_model_path(settings.model)
-        self.model = MaskModel(self.model_path)
+        self.model = load_checked_model(self.model_path)
         self.stream = StreamState(since=time.monotonic())
         self.started_at = time.monotonic()
         self._process_started = self.started_at
         self.reconnects = 0
         self.lost_streams = 0
         self._past_counters: dict[str, int] = {}
+        self._past_faults: dict[str, int] = {}
         self._stop = threading.Event()
         self._reopen = threading.Event()
         self._lock = threading.Lock()
@@ -173,6 +176,7 @@ class Service:
             self.reconnects = int(carried.get("reconnects", 0))
             self.lost_streams = int(carried.get("lost_streams", 0))
             self._past_counters = {k: int(v) for k, v in carried.get("counters", {}).items()}
+            self._past_faults = {k: int(v) for k, v in carried.get("faults", {}).items()}
             self._set_state(str(carried.get("state", "reconnecting")), str(carried.get("detail", "")))
             self.stream.since = time.monotonic() - float(carried.get("state_seconds", 0.0))
 
@@ -180,7 +184,7 @@ class Service:
         """What a restarted service process needs to go on counting (see :class:`RestartRequired`)."""
         status = self.status()
         return {key: status[key] for key in ("uptime_seconds", "reconnects", "lost_streams", "counters", "state",
-                                             "detail", "state_seconds")}
+                                             "detail", "state_seconds", "faults")}
 
     # --- control -----------------------------------------------------------------------------
 
@@ -210,7 +214,7 @@ class Service:
             raise QuietmicError(f"{key} cannot be changed while running; change it in the config and restart")
         if key == "model":
             path = resolve_model_path(value)
-            model = MaskModel(path)  # load (and validate) before anything changes
+            model = load_checked_model(path)  # load (and validate) before anything changes
             framing_at_rate(model.metadata, self._rate())
             with self._lock:
                 self.model, self.model_path = model, path
@@ -232,16 +236,23 @@ class Service:
             settings = self.settings
         now = time.monotonic()
         counters = dict(self._past_counters)
-        latency_ms = None
+        faults = {key: self._past_faults.get(key, 0) for key in FAULT_KEYS}
+        latency_ms, model_failing, fault_detail = None, False, ""
         if processor is not None:
             summary = processor.summary()
             for key in ("input_overflows", "output_underflows", "late_blocks"):
                 counters[key] = counters.get(key, 0) + int(summary[key])
+            for key in FAULT_KEYS:
+                faults[key] += int(summary[key])
             latency_ms = summary["stated_latency_ms"]
+            model_failing = summary["model_failing"]
+            fault_detail = "; ".join(f"{what}: {summary[key]}" for what, key in
+                                     (("model", "model_error"), ("processing", "processing_error")) if summary[key])
         return {
             "state": self.stream.state,
             "detail": self.stream.detail,
             "state_seconds": round(now - self.stream.since, 1),
+            "state_since": round(time.time() - (now - self.stream.since), 3),
             "pid": os.getpid(),
             "uptime_seconds": round(now - self.started_at, 1),
             "virtual_microphone": self.virtual_mic.describe() if self.virtual_mic else None,
@@ -257,6 +268,9 @@ class Service:
             "cpu_percent_average": round(100.0 * _cpu_seconds() / max(now - self._process_started, 1e-9), 2),
             "xruns": sum(counters.values()),
             "counters": counters,
+            "faults": faults,
+            "model_failing": model_failing,
+            "fault_detail": fault_detail,
             "lost_streams": self.lost_streams,
             "reconnects": self.reconnects,
         }
@@ -289,6 +303,8 @@ class Service:
             if self.processor is None:
                 if self._open_stream():
                     callbacks, last_progress = -1, time.monotonic()
+                elif self._pulse():  # try again at once when a source comes or goes
+                    self._server_events().wait(RETRY_SECONDS)
                 else:
                     self._stop.wait(RETRY_SECONDS)
                 continue
@@ -326,16 +342,20 @@ class Service:
 
     def _pulse_check_due(self, now: float) -> bool:
         """Whether to look at the server's sources now: on an event, or every few seconds regardless."""
+        if self._server_events().changed() or now - self._last_default_check > SOURCE_POLL_SECONDS:
+            self._last_default_check = now
+            return True
+        return False
+
+    def _server_events(self) -> virtual_mic.ServerEvents:
+        """The watcher of the PulseAudio server's events, (re)started if it is not running."""
         events = self._events
         if events is None or not events.alive:
             if events is not None:
                 events.stop()
             self._events = events = virtual_mic.ServerEvents()
             events.start()
-        if events.changed() or now - self._last_default_check > SOURCE_POLL_SECONDS:
-            self._last_default_check = now
-            return True
-        return False
+        return events
 
     def _pulse(self) -> bool:
         return isinstance(self.virtual_mic, virtual_mic.PulseVirtualMic)
@@ -356,15 +376,23 @@ class Service:
         names = virtual_mic.sources()
         wanted = self.settings.input_device
         if wanted is not None:
-            matches = [n for n in names if str(wanted) in n and n != virtual_mic.SOURCE_NAME]
+            if str(wanted) in names:
+                return str(wanted)
+            # A part of a name picks a microphone, not a sink's monitor ("usb" must not pick
+            # "usb_speakers.monitor"), unless it says "monitor".
+            matches = [n for n in names if str(wanted) in n and n != virtual_mic.SOURCE_NAME
+                       and (not virtual_mic.is_monitor(n) or "monitor" in str(wanted))]
             return matches[0] if matches else None
         default = virtual_mic.default_source()
-        ours = (virtual_mic.SOURCE_NAME, f"{virtual_mic.SINK_NAME}.monitor")
-        if default and default not in ours:
+        ours = (virtual_mic.SOURCE_NAME, virtual_mic.SINK_NAME + virtual_mic.MONITOR_SUFFIX)
+        # PulseAudio makes a sink's monitor the default when the last microphone goes away: recording
+        # it would send the speakers (the other side of the call) back into the call. Only
+        # input_device picks a monitor.
+        if default and default not in ours and not virtual_mic.is_monitor(default):
             return default
         if self._input_source in names:  # quietmic itself became the default: keep the real microphone
             return self._input_source
-        real = [n for n in names if n not in ours and not n.endswith(".monitor")]
+        real = [n for n in names if n not in ours and not virtual_mic.is_monitor(n)]
         return real[0] if real else None
 
     def _open_stream(self) -> bool:
@@ -421,6 +449,8 @@ class Service:
         summary = processor.summary()
         for key in ("input_overflows", "output_underflows", "late_blocks"):
             self._past_counters[key] = self._past_counters.get(key, 0) + int(summary[key])
+        for key in FAULT_KEYS:
+            self._past_faults[key] = self._past_faults.get(key, 0) + int(summary[key])
         if self._stream_dead:
             return  # PortAudio would hang closing it; the process restarts instead
         try:

@@ -227,9 +227,9 @@ def test_bad_option_through_the_command_line(tmp_path: Path, capsys: pytest.Capt
 @pytest.mark.parametrize(
     "key,text,fragment",
     [
-        ("block_size", "yes", "quietmic set block_size: key 'block_size': expected a block size"),
+        ("block_size", "yes", "quietmic set: block_size: expected a block size"),
         ("atten_lim_db", ".nan", "not NaN or infinity (got nan)"),
-        ("bypass", "[true", "quietmic set bypass: key 'bypass': expected true or false"),
+        ("bypass", "[true", "quietmic set: bypass: expected true or false"),
     ],
 )
 def test_bad_set_values_name_the_setting(key: str, text: str, fragment: str) -> None:

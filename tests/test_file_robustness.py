@@ -26,7 +26,10 @@ from scipy.io import wavfile
 from realtime import audio_file, file_mode
 from realtime.audio_file import AtomicWavWriter, WavFormat, WavReader, read_wav
 from realtime.cli import main
+from realtime.enhancer import Enhancer
 from realtime.errors import AudioFileError
+from realtime.file_mode import enhance_signal
+from realtime.model import MaskModel
 
 RATE = 16_000
 TAG_PCM, TAG_FLOAT, TAG_EXTENSIBLE = 1, 3, 0xFFFE
@@ -411,21 +414,37 @@ def test_six_channels_are_each_kept(capsys, identity: Path, tmp_path: Path) -> N
 
 
 def test_nan_and_inf_samples_are_silenced(capsys, random_model: Path, tmp_path: Path) -> None:
-    """Output is finite, and exactly what the same file with zeros in place of the bad samples gives."""
+    """Output is finite, and exactly what the live Enhancer makes of the same samples."""
     signal_in = tones(RATE, 1.0, channels=2).astype(np.float32)
     bad = signal_in.copy()
     bad[4000:4400, 0] = np.nan
     bad[9000::997, 1] = np.inf
     bad[9500::1231, 1] = -np.inf
-    zeroed = np.where(np.isfinite(bad), bad, 0.0).astype(np.float32)
     wavfile.write(tmp_path / "bad.wav", RATE, bad)
-    wavfile.write(tmp_path / "zeroed.wav", RATE, zeroed)
     code, err = enhance(capsys, tmp_path / "bad.wav", tmp_path / "bad_out.wav", random_model)
     assert code == 0 and f"{int(np.sum(~np.isfinite(bad)))} NaN/Inf samples replaced with silence" in err
-    assert enhance(capsys, tmp_path / "zeroed.wav", tmp_path / "zeroed_out.wav", random_model)[0] == 0
     _, out_bad = wavfile.read(tmp_path / "bad_out.wav")
-    _, out_zeroed = wavfile.read(tmp_path / "zeroed_out.wav")
-    assert np.isfinite(out_bad).all() and np.array_equal(out_bad, out_zeroed)
+    assert np.isfinite(out_bad).all()
+    for channel in range(bad.shape[1]):
+        enhancer = Enhancer(MaskModel(random_model), RATE)
+        live = enhance_signal(enhancer, bad[:, channel], enhancer.hop_length)
+        np.testing.assert_array_equal(out_bad[:, channel], live)
+
+
+def test_a_failing_model_writes_no_output(capsys, random_model: Path, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Live, a failing model passes the input through; a file would silently not be enhanced: refused."""
+    wavfile.write(tmp_path / "in.wav", RATE, tones(RATE, 0.5).astype(np.float32))
+    (tmp_path / "out.wav").write_bytes(b"earlier output")
+
+    def fail(self: MaskModel, features: np.ndarray) -> np.ndarray:
+        raise RuntimeError("simulated interpreter failure")
+
+    monkeypatch.setattr(MaskModel, "step", fail)
+    code, err = enhance(capsys, tmp_path / "in.wav", tmp_path / "out.wav", random_model)
+    assert_refused(code, err, "running the model failed (RuntimeError: simulated interpreter failure)")
+    assert (tmp_path / "out.wav").read_bytes() == b"earlier output"
+    assert not list(tmp_path.glob(".out.wav.*"))
 
 
 def test_huge_float64_values_do_not_blow_up(capsys, random_model: Path, tmp_path: Path) -> None:

@@ -581,3 +581,21 @@ def test_loading_a_model_writes_nothing_to_stderr() -> None:
             "MaskModel(resolve_model_path(None)); print('loaded', file=sys.stderr)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stderr == "loaded\n", result.stderr
+
+
+def test_the_running_service_refuses_a_model_that_would_crash_or_fail_it(
+    crafted: Path, reference_model, tmp_path: Path
+) -> None:
+    """``quietmic set model F`` checks F in a child process first: without that, a damaged file would abort
+    the service (and this test run), and a NaN-mask model would pass audio through unenhanced for good."""
+    from realtime.config import Settings
+    from realtime.service import Service
+
+    service = Service(Settings(model=str(reference_model("random", 16000, "float32"))), backend="none")
+    before = service.model_path
+    damaged = [write(tmp_path / f"damaged-{i}.tflite", data)
+               for i, data in enumerate(retyped_add_outputs((crafted / "int8-io.tflite").read_bytes()))]
+    for path in [crafted / "nan-mask.tflite", *damaged]:
+        with pytest.raises(ModelError, match=re.escape(str(path))):
+            service.set("model", str(path))
+        assert service.model_path == before and service.settings.model == str(before)
