@@ -6,12 +6,18 @@ socket (``runtime_dir/pulse/native``; clients find it through
 
 * ``test_mic_input``: a mono null sink that a test plays "microphone" audio into, and
 * ``test_mic``: a remapped source of its monitor, the default source: the
-  microphone as quietmic sees it (an ordinary source, not a monitor);
+  microphone as quietmic sees it (an ordinary source, not a monitor), e.g. a USB headset;
+* ``test_builtin_mic``: a second microphone that stays silent and is never unplugged, as a
+  laptop's own;
 * ``test_speakers``: the default sink, so nothing plays into quietmic's own sink by chance.
 
 :meth:`restart` kills the server and starts it again on the same socket, as a
 crash or a user's ``systemctl --user restart pulseaudio`` would;
-:meth:`unplug_mic` / :meth:`plug_mic` remove and bring back the microphone.
+:meth:`unplug_mic` / :meth:`plug_mic` remove and bring back the microphone, and
+move the default source to the built-in one and back, as desktops do. (Without a
+second microphone PulseAudio makes the virtual "quietmic" source the default when
+the last one goes, and moves the programs recording it to the microphone when that
+returns: a limitation the README states.)
 """
 
 from __future__ import annotations
@@ -25,8 +31,12 @@ from pathlib import Path
 START_TIMEOUT_SECONDS = 15.0
 MIC_SINK = "test_mic_input"
 MIC_SOURCE = "test_mic"
+BUILTIN_MIC_SINK = "test_builtin_mic_input"
+BUILTIN_MIC_SOURCE = "test_builtin_mic"
 SPEAKERS = "test_speakers"
 MONO = ("channels=1", "channel_map=mono")
+MIC_CLOCK_MS = 10
+"""The test microphone delivers audio in blocks of this many ms (see :meth:`PulseServer._clock_mic`)."""
 
 
 class PulseServer:
@@ -42,6 +52,7 @@ class PulseServer:
         self.env = {"XDG_RUNTIME_DIR": str(self.runtime_dir), "PULSE_RUNTIME_PATH": str(self.runtime_dir / "pulse")}
         self.log_path = self.runtime_dir / "pulseaudio.log"
         self._process: subprocess.Popen[bytes] | None = None
+        self._mic_clock: subprocess.Popen[bytes] | None = None
         self._mic_module: str | None = None
 
     def pactl(self, *args: str, check: bool = True) -> str:
@@ -70,13 +81,28 @@ class PulseServer:
                 raise RuntimeError(f"pulseaudio did not start: {log}")
             time.sleep(0.1)
         self.make_sinks()
+        self._clock_mic()
         self.plug_mic()
         self.pactl("set-default-sink", SPEAKERS)
 
+    def _clock_mic(self) -> None:
+        """Record the microphone's input sink in 10 ms blocks, for good, as a sound card's clock would.
+
+        A PulseAudio null sink that no client records with a short latency renders up to 2 s
+        ahead: while the microphone is unplugged the test's audio would be consumed 2 s early,
+        and lost to quietmic when the microphone comes back (PipeWire's graph has no such lag).
+        """
+        self._mic_clock = subprocess.Popen(["parec", "-d", f"{MIC_SINK}.monitor", f"--latency-msec={MIC_CLOCK_MS}"],
+                                           env={**os.environ, **self.env}, stdout=subprocess.DEVNULL,
+                                           stderr=subprocess.DEVNULL)
+
     def make_sinks(self) -> None:
-        """The test speakers and the test microphone's input sink (mono, as a microphone is)."""
+        """The test speakers, the test microphone's input sink (mono, as a microphone is) and the built-in mic."""
         self.pactl("load-module", "module-null-sink", f"sink_name={SPEAKERS}", f"rate={self.rate}")
         self.pactl("load-module", "module-null-sink", f"sink_name={MIC_SINK}", f"rate={self.rate}", *MONO)
+        self.pactl("load-module", "module-null-sink", f"sink_name={BUILTIN_MIC_SINK}", f"rate={self.rate}", *MONO)
+        self.pactl("load-module", "module-remap-source", f"master={BUILTIN_MIC_SINK}.monitor", *MONO,
+                   f"source_name={BUILTIN_MIC_SOURCE}", "source_properties=device.description=test-builtin-mic")
 
     def plug_mic(self) -> None:
         """(Re)create the microphone source and make it the default."""
@@ -85,16 +111,18 @@ class PulseServer:
         self.pactl("set-default-source", MIC_SOURCE)
 
     def unplug_mic(self) -> None:
-        """Remove the microphone source, as unplugging a USB microphone does."""
+        """Remove the microphone source, as unplugging a USB microphone does; the built-in one becomes the default."""
         if self._mic_module is not None:
             self.pactl("unload-module", self._mic_module)
             self._mic_module = None
+        self.pactl("set-default-source", BUILTIN_MIC_SOURCE)
 
     def stop(self) -> None:
-        if self._process is not None:
-            self._process.kill()
-            self._process.wait()
-            self._process = None
+        for process in (self._mic_clock, self._process):
+            if process is not None:
+                process.kill()
+                process.wait()
+        self._process = self._mic_clock = None
         self._mic_module = None
 
     def restart(self) -> None:

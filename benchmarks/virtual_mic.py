@@ -30,7 +30,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -111,27 +111,34 @@ class Quietmic:
     def status(self) -> dict[str, Any]:
         return json.loads(self("status", "--json").stdout)
 
-    def wait_for(self, state: str, limit: float) -> float:
+    def wait_until(self, condition: Callable[[dict[str, Any]], bool], limit: float, what: str) -> float:
+        """Seconds until ``condition(status)`` holds (polled); a RuntimeError after ``limit`` seconds."""
         start = time.monotonic()
-        while self.status()["state"] != state:
+        while not condition(current := self.status()):
             if time.monotonic() - start > limit:
-                raise RuntimeError(f"quietmic did not reach {state!r} within {limit} s: {self.status()}")
+                raise RuntimeError(f"quietmic did not reach {what} within {limit} s: {current}")
             time.sleep(0.02)
         return time.monotonic() - start
+
+    def wait_for(self, state: str, limit: float) -> float:
+        """Seconds until the service's state is ``state``."""
+        return self.wait_until(lambda status: status["state"] == state, limit, repr(state))
 
 
 def measure_replug(server: PulseServer, quietmic: Quietmic, through: list[int]) -> tuple[float, float | None]:
     """Plug the microphone back (it is unplugged) while a probe plays a vowel into it and records "quietmic".
 
-    Returns (seconds until ``quietmic status`` says running, seconds until the
-    first sound played after the plug came out of the virtual microphone - None
+    Returns (seconds from the plug until the service ran again, by the time its
+    ``quietmic status`` gives for the change; seconds from the plug until the
+    sound played into the microphone came out of the virtual microphone - None
     if none did). The probe asks for the plug when it hands sample ``k`` of the
     vowel to the server; the recording is digital silence while quietmic has no
     microphone, and its first sound, moved back by the probe's round trip through
     quietmic (``through``, samples), is vowel sample ``p``: audio flowed again
     ``(p - k)`` samples after the plug, plus the probe's playback buffer (the
     plug came that much before sample ``k`` was heard; counted in, so the
-    figure errs long).
+    figure errs long). Timed on the probe's sample clock, this leaves out the
+    recording client's own buffering.
     """
     vowel = voiced_burst(RATE, seconds=REPLUG_PROBE_SECONDS)
     plug_index = int(REPLUG_AFTER_SECONDS * RATE)
@@ -142,8 +149,10 @@ def measure_replug(server: PulseServer, quietmic: Quietmic, through: list[int]) 
     probe.start()
     if not plug_now.wait(REPLUG_PROBE_SECONDS + WARMUP_SECONDS + RECONNECT_LIMIT_SECONDS):
         raise RuntimeError("the replug probe did not start")
+    plugged_at = time.time()
     server.plug_mic()
-    reconnect_s = quietmic.wait_for("running", RECONNECT_LIMIT_SECONDS)
+    quietmic.wait_for("running", RECONNECT_LIMIT_SECONDS)
+    reconnect_s = quietmic.status()["state_since"] - plugged_at
     probe.join()
     loud = np.flatnonzero(np.abs(recorded[0]) > REPLUG_SOUND_LEVEL) if recorded else []
     if not len(loud) or not through:
@@ -160,7 +169,10 @@ def measure(model: str | None, minutes: float, workdir: Path) -> dict[str, Any]:
     os.environ.update(env)  # the probe's libpulse connects to this server
     quietmic = Quietmic(env)
     try:
-        started = quietmic("start", "--backend", "pulse", *(["--model", model] if model else []))
+        # Told which microphone to use, quietmic waits for it while it is unplugged (following the default, it
+        # would switch to the built-in one and back).
+        started = quietmic("start", "--backend", "pulse", "--input-device", MIC_SOURCE,
+                           *(["--model", model] if model else []))
         if started.returncode != 0:
             raise RuntimeError(f"quietmic start failed: {started.stderr}")
         short = burst_train(5)

@@ -268,3 +268,60 @@ class PulseDuplexStream:
     def _free(self, handles: list[int]) -> None:
         for handle in handles:
             self._simple.pa_simple_free(handle)
+
+
+CLOCK_RETRY_SECONDS = 0.5
+"""How often :class:`MonitorClock` tries again to open the monitor after the server went away."""
+
+
+class MonitorClock:
+    """Keeps a null sink rendering in short periods by recording its monitor ``source`` and discarding it.
+
+    A PulseAudio null sink that no client records directly with a short latency
+    sleeps up to 2 s between renders; programs recording a remapped source of
+    its monitor (the "quietmic" virtual microphone) do not count. A stream that
+    starts playing into the sleeping sink then waits that long for its first
+    writes, so after every reconnect the virtual microphone would stay silent for
+    up to 2 s. This client asks for blocks of ``blocksize``, so the sink renders
+    every block period. It reconnects by itself when the server comes back.
+    """
+
+    def __init__(self, source: str, samplerate: int, blocksize: int) -> None:
+        self.source = source
+        self.samplerate = samplerate
+        self.blocksize = blocksize
+        self._running = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._running.set()
+            self._thread = threading.Thread(target=self._run, name="quietmic-sink-clock", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        simple, core = _libraries()
+        block_bytes = self.blocksize * FLOAT_BYTES
+        buffer = np.zeros(self.blocksize, dtype=np.float32)
+        spec = _SampleSpec(_PA_SAMPLE_FLOAT32LE, self.samplerate, 1)
+        attributes = _BufferAttr(_PA_DEFAULT, _PA_DEFAULT, _PA_DEFAULT, _PA_DEFAULT, block_bytes)
+        error = ctypes.c_int(0)
+        while self._running.is_set():
+            handle = simple.pa_simple_new(None, b"quietmic", _PA_STREAM_RECORD, self.source.encode(), b"sink clock",
+                                          ctypes.byref(spec), None, ctypes.byref(attributes), ctypes.byref(error))
+            if not handle:
+                log.debug("sink clock: cannot record %s yet (%s)", self.source,
+                          core.pa_strerror(error.value).decode(errors="replace"))
+                self._running.wait(CLOCK_RETRY_SECONDS)  # returns at once when stopped: see stop()
+                continue
+            while self._running.is_set():
+                if simple.pa_simple_read(handle, buffer.ctypes.data, block_bytes, ctypes.byref(error)) < 0:
+                    break
+            simple.pa_simple_free(handle)
+
+    def stop(self) -> None:
+        """Stop recording (within one block period, or the server's answer to a failed read)."""
+        self._running.clear()
+        if self._thread is not None:
+            self._thread.join(timeout=STOP_TIMEOUT_SECONDS)
+            self._thread = None

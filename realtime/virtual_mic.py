@@ -5,6 +5,10 @@ PulseAudio and PipeWire (through pipewire-pulse) get the same setup, made with
 into, and a remapped source ``quietmic`` (description "quietmic") of that sink's
 monitor. Programs list the source as an ordinary microphone, even ones that hide
 monitor sources, and see it appear and disappear while they run (no restart).
+While it exists, quietmic records the sink's monitor in 10 ms blocks and discards
+them (:class:`~realtime.pulse_stream.MonitorClock`): that keeps the null sink
+rendering every 10 ms, so quietmic's stream into it starts at once after a
+reconnect instead of waiting for a sink that sleeps up to 2 s.
 Both modules are unloaded on stop; modules left by a process that was killed are
 found by their names and removed before new ones are made.
 
@@ -21,6 +25,7 @@ import threading
 from dataclasses import dataclass, field
 
 from realtime.errors import DeviceError
+from realtime.pulse_stream import MonitorClock
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +38,8 @@ MONO = ("channels=1", "channel_map=mono")
 by whoever records it, and PipeWire sums the two channels (+3 dB) where PulseAudio averages them."""
 
 PACTL_TIMEOUT_SECONDS = 5.0
+CLOCK_BLOCK = 480
+"""The sink renders in periods of this many samples (10 ms at 48 kHz) while quietmic runs."""
 
 
 def _pactl(*args: str) -> subprocess.CompletedProcess[str]:
@@ -71,6 +78,14 @@ def sources() -> list[str]:
     return [line.split("\t")[1] for line in _pactl("list", "short", "sources").stdout.splitlines() if "\t" in line]
 
 
+MONITOR_SUFFIX = ".monitor"
+"""PulseAudio (and pipewire-pulse) name a sink's monitor source ``<sink>.monitor``."""
+
+
+def is_monitor(source: str) -> bool:
+    """Whether ``source`` is the monitor of a sink (what plays to speakers), not a microphone."""
+    return source.endswith(MONITOR_SUFFIX)
+
 
 class ServerEvents:
     """Watches ``pactl subscribe`` in a thread; :meth:`changed` says whether a source or the server changed.
@@ -103,6 +118,12 @@ class ServerEvents:
     @property
     def alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for a change; whether one came (it counts as seen)."""
+        came = self._changed.wait(timeout)
+        self._changed.clear()
+        return came
 
     def changed(self) -> bool:
         """Whether something changed since the last call."""
@@ -139,6 +160,11 @@ class PulseVirtualMic:
     rate: int = 48000
     """The sink's rate: quietmic's stream rate, so that nothing is resampled on the way."""
 
+    clock_block: int = CLOCK_BLOCK
+    """Block of the client that keeps the sink rendering (see :class:`~realtime.pulse_stream.MonitorClock`)."""
+
+    clock: MonitorClock | None = None
+
     def create(self) -> None:
         """Make the sink and the source (removing stale ones first); raises :class:`DeviceError`."""
         self.remove_stale()
@@ -151,17 +177,23 @@ class PulseVirtualMic:
             raise DeviceError(f"cannot create the quietmic output sink: {sink.stderr.strip() or sink.stdout.strip()}")
         self.modules.append(sink.stdout.strip())
         source = _pactl(
-            "load-module", "module-remap-source", f"master={SINK_NAME}.monitor", f"source_name={SOURCE_NAME}", *MONO,
+            "load-module", "module-remap-source", f"master={SINK_NAME}{MONITOR_SUFFIX}", f"source_name={SOURCE_NAME}", *MONO,
             f"source_properties=device.description={SOURCE_DESCRIPTION}",
         )
         if source.returncode != 0:
             self.remove()
             raise DeviceError(f"cannot create the quietmic source: {source.stderr.strip() or source.stdout.strip()}")
         self.modules.append(source.stdout.strip())
+        if self.clock is None:  # after a server restart the running one reconnects by itself
+            self.clock = MonitorClock(SINK_NAME + MONITOR_SUFFIX, self.rate, self.clock_block)
+            self.clock.start()
         log.info("virtual microphone %r ready on %s (modules %s)", SOURCE_NAME, pulse_server_name(), self.modules)
 
     def remove(self) -> None:
-        """Unload the modules this object loaded (newest first)."""
+        """Stop the sink's clock and unload the modules this object loaded (newest first)."""
+        if self.clock is not None:
+            self.clock.stop()
+            self.clock = None
         for module in reversed(self.modules):
             _pactl("unload-module", module)
         self.modules.clear()

@@ -19,7 +19,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +28,8 @@ from scipy.signal import resample_poly
 from benchmarks.peers import test_signal as speech_like_signal
 from benchmarks.pipewire_server import PipeWireServer
 from benchmarks.pulse_probe import lag_and_correlation, play_and_record, windowed_correlations
-from benchmarks.pulse_server import MIC_SINK, MIC_SOURCE, PulseServer
+from benchmarks.pulse_server import BUILTIN_MIC_SOURCE, MIC_SINK, MIC_SOURCE, PulseServer
+from benchmarks.virtual_mic import Quietmic
 from realtime.enhancer import Enhancer
 from realtime.file_mode import enhance_signal
 from realtime.pulse_stream import PLAYBACK_TARGET_BLOCKS
@@ -38,9 +38,12 @@ from realtime.virtual_mic import SOURCE_NAME
 RATE = 48000
 BLOCK = 480
 RECONNECT_LIMIT_SECONDS = 2.0
-AUDIO_BACK_LIMIT_SECONDS = 3.0
-"""Until a recording client hears the microphone again: the reconnect plus the server re-timing the
-virtual microphone's streams (measured 1.5-1.6 s on an idle machine, with the reconnect at 0.4-0.6 s)."""
+"""The issue's bar: quietmic runs from the microphone again within 2 s of its return (measured 0.02-0.05 s
+by the service's own clock, 0.2-0.6 s by polling ``quietmic status``)."""
+AUDIO_BACK_LIMIT_SECONDS = 2.0
+"""And sound played into the microphone comes out of the virtual one within 2 s (measured 0.06-0.18 s)."""
+SERVER_RESTART_LIMIT_SECONDS = 10.0
+"""A killed and restarted server takes a few seconds to come back by itself."""
 MAX_LAG = RATE // 2
 WINDOW = RATE // 4
 """The recording is compared with file mode in stretches of this many samples (250 ms)."""
@@ -82,20 +85,12 @@ def pulse(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def quietmic(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "realtime", *args], capture_output=True, text=True, timeout=60)
+    """``quietmic ARGS`` against the test's server (its environment is this process's, see ``pulse``)."""
+    return Quietmic({})(*args)
 
 
 def status() -> dict:
-    return json.loads(quietmic("status", "--json").stdout)
-
-
-def wait_for(state: str, limit: float) -> float:
-    """Seconds until the service reports ``state`` (fails after ``limit``)."""
-    start = time.monotonic()
-    while (current := status())["state"] != state:
-        assert time.monotonic() - start < limit, f"still {current['state']!r} ({current.get('detail')}) after {limit} s"
-        time.sleep(0.05)
-    return time.monotonic() - start
+    return Quietmic({}).status()
 
 
 def noisy_speech(seconds: float = 5.0) -> np.ndarray:
@@ -104,6 +99,7 @@ def noisy_speech(seconds: float = 5.0) -> np.ndarray:
     return np.concatenate([np.zeros(RATE // 2, np.float32), audio])
 
 
+@pytest.mark.parametrize("pulse", ["pulseaudio", "pipewire"], indirect=True)
 def test_virtual_microphone_carries_the_enhanced_signal(pulse: PulseServer, reference_model) -> None:
     model = reference_model("random", 16000)
     started = quietmic("start", "--backend", "pulse", "--model", str(model))
@@ -136,18 +132,22 @@ def test_unplugged_microphone_and_restarted_server_are_survived(pulse: PulseServ
     model = reference_model("random", 16000)
     assert quietmic("start", "--backend", "pulse", "--model", str(model)).returncode == 0
 
+    # Unplugged, the desktop's default falls back to the built-in microphone, and quietmic follows it;
+    # plugged back, the default returns to the microphone, and so does quietmic.
     pulse.unplug_mic()
-    wait_for("waiting for the input device", 2.0)
+    Quietmic({}).wait_until(lambda s: s["state"] == "running" and s["input"] == BUILTIN_MIC_SOURCE,
+                            RECONNECT_LIMIT_SECONDS, "the built-in microphone")
     pulse.plug_mic()
-    reconnect = wait_for("running", RECONNECT_LIMIT_SECONDS)
-    print(f"reconnect after the microphone returned: {reconnect:.2f} s")
+    back = Quietmic({}).wait_until(lambda s: s["state"] == "running" and s["input"] == MIC_SOURCE,
+                                   RECONNECT_LIMIT_SECONDS, "the microphone again")
+    print(f"following the default back to the microphone took {back:.2f} s")
     burst = noisy_speech(1.0)
     _, correlation = lag_and_correlation(burst, play_and_record(burst, SOURCE_NAME, MIC_SINK), MAX_LAG)
     assert correlation > 0.5  # audio flows again
 
     pid = status()["pid"]
     pulse.restart()  # kill -9 and start: modules, sources and connections are gone
-    wait_for("running", 10.0)
+    Quietmic({}).wait_for("running", SERVER_RESTART_LIMIT_SECONDS)
     after = status()
     assert after["pid"] == pid and after["lost_streams"] >= 2 and after["reconnects"] >= 2
     assert SOURCE_NAME in pulse.pactl("list", "short", "sources")  # made again on the new server
