@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 START_TIMEOUT_SECONDS = 15.0
+PACTL_TIMEOUT_SECONDS = 10.0
 MIC_SINK = "test_mic_input"
 MIC_SOURCE = "test_mic"
 BUILTIN_MIC_SINK = "test_builtin_mic_input"
@@ -56,8 +57,15 @@ class PulseServer:
         self._mic_module: str | None = None
 
     def pactl(self, *args: str, check: bool = True) -> str:
-        result = subprocess.run(["pactl", *args], capture_output=True, text=True, env={**os.environ, **self.env},
-                                timeout=10)
+        """``pactl ARGS`` on this server; its output. ``check=False``: "" where it fails or hangs (a server
+        that is still starting can accept the connection and not answer)."""
+        try:
+            result = subprocess.run(["pactl", *args], capture_output=True, text=True, env={**os.environ, **self.env},
+                                    timeout=PACTL_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            if check:
+                raise RuntimeError(f"pactl {' '.join(args)}: no answer within {PACTL_TIMEOUT_SECONDS:g} s") from None
+            return ""
         if check and result.returncode != 0:
             raise RuntimeError(f"pactl {' '.join(args)}: {result.stderr.strip()}")
         return result.stdout.strip()

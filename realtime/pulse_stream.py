@@ -290,12 +290,12 @@ class MonitorClock:
         self.source = source
         self.samplerate = samplerate
         self.blocksize = blocksize
-        self._running = threading.Event()
+        self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         if self._thread is None:
-            self._running.set()
+            self._stopping.clear()
             self._thread = threading.Thread(target=self._run, name="quietmic-sink-clock", daemon=True)
             self._thread.start()
 
@@ -306,22 +306,22 @@ class MonitorClock:
         spec = _SampleSpec(_PA_SAMPLE_FLOAT32LE, self.samplerate, 1)
         attributes = _BufferAttr(_PA_DEFAULT, _PA_DEFAULT, _PA_DEFAULT, _PA_DEFAULT, block_bytes)
         error = ctypes.c_int(0)
-        while self._running.is_set():
+        while not self._stopping.is_set():
             handle = simple.pa_simple_new(None, b"quietmic", _PA_STREAM_RECORD, self.source.encode(), b"sink clock",
                                           ctypes.byref(spec), None, ctypes.byref(attributes), ctypes.byref(error))
             if not handle:
                 log.debug("sink clock: cannot record %s yet (%s)", self.source,
                           core.pa_strerror(error.value).decode(errors="replace"))
-                self._running.wait(CLOCK_RETRY_SECONDS)  # returns at once when stopped: see stop()
+                self._stopping.wait(CLOCK_RETRY_SECONDS)
                 continue
-            while self._running.is_set():
+            while not self._stopping.is_set():
                 if simple.pa_simple_read(handle, buffer.ctypes.data, block_bytes, ctypes.byref(error)) < 0:
                     break
             simple.pa_simple_free(handle)
 
     def stop(self) -> None:
         """Stop recording (within one block period, or the server's answer to a failed read)."""
-        self._running.clear()
+        self._stopping.set()
         if self._thread is not None:
             self._thread.join(timeout=STOP_TIMEOUT_SECONDS)
             self._thread = None

@@ -304,7 +304,10 @@ class Service:
                 if self._open_stream():
                     callbacks, last_progress = -1, time.monotonic()
                 elif self._pulse():  # try again at once when a source comes or goes
-                    self._server_events().wait(RETRY_SECONDS)
+                    events = self._server_events()
+                    events.wait(RETRY_SECONDS)
+                    if not events.alive:  # no server to watch (its watcher ended at once): no busy loop
+                        self._stop.wait(RETRY_SECONDS)
                 else:
                     self._stop.wait(RETRY_SECONDS)
                 continue

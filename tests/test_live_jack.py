@@ -35,6 +35,8 @@ SETTLE_SECONDS = 0.5
 RUN_SECONDS = 5.5
 PULSE_SECONDS = (1.0, 2.5, 4.0)
 MAX_DELAY_SECONDS = 0.3
+STREAM_START_SECONDS = 30.0
+"""Until `quietmic run`'s JACK ports exist (it loads and checks the model first)."""
 
 pytestmark = pytest.mark.audio_server
 
@@ -96,17 +98,16 @@ def test_quietmic_run_stops_cleanly_and_reports_counters(reference_model, jack_d
     """`quietmic run` on the JACK server: streams, then stops on SIGTERM / Ctrl-C with a summary."""
     model = reference_model("random", 48000)
     process = subprocess.Popen(
-        [sys.executable, "-m", "realtime", "run", "--model", str(model), "--sample-rate", str(JACK_RATE)],
+        [sys.executable, "-m", "realtime", "run", "--model", str(model), "--sample-rate", str(JACK_RATE),
+         "--input-device", str(jack_device), "--output-device", str(jack_device)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and process.poll() is None:
-            ports = subprocess.run(["jack_lsp"], capture_output=True, text=True).stdout
-            if "PortAudio" in ports:
-                break
+        deadline = time.monotonic() + STREAM_START_SECONDS
+        while "PortAudio" not in subprocess.run(["jack_lsp"], capture_output=True, text=True).stdout:
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate(timeout=30)
             time.sleep(0.1)
         time.sleep(1.0)
         assert process.poll() is None, process.communicate()
