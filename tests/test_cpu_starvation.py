@@ -20,6 +20,7 @@ import contextlib
 import functools
 import threading
 import time
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, Callable, Iterator
 
@@ -181,6 +182,42 @@ class PacedStream:
             k += 1
 
 
+@dataclass
+class Phases:
+    """Counters (:func:`xruns_and_flags`) and stream progress at the ends of :func:`starve_then_calm`'s phases."""
+
+    before: dict[str, int]
+    handover: int
+    starved: dict[str, int]
+    calm: dict[str, int]
+    calm_flow: int
+    after: dict[str, int]
+    after_flow: int
+
+
+def starve_then_calm(processor: LiveProcessor, starver: Starver, flow: Callable[[], int],
+                     on_calm: Callable[[int], None] | None = None) -> Phases:
+    """Settle, starve the running ``processor`` (``STARVE_SECONDS``), let it recover, then watch a quiet stretch.
+
+    ``flow()`` counts the stream's progress (blocks or callbacks); ``on_calm(flow())`` runs as the quiet
+    stretch begins. Asserts that the stream survives.
+    """
+    time.sleep(SETTLE_SECONDS)
+    before, handover = xruns_and_flags(processor), processor.handover_latency
+    with starvation(starver):
+        time.sleep(STARVE_SECONDS)
+    starved = xruns_and_flags(processor)
+    assert processor.streaming, "the stream died under starvation"
+    time.sleep(RECOVER_SECONDS)
+    calm, calm_flow = xruns_and_flags(processor), flow()
+    if on_calm is not None:
+        on_calm(calm_flow)
+    time.sleep(QUIET_SECONDS)
+    after, after_flow = xruns_and_flags(processor), flow()
+    assert processor.streaming
+    return Phases(before, handover, starved, calm, calm_flow, after, after_flow)
+
+
 class PacedInlineStream(PacedStream):
     """The same, for a stream whose own thread runs the enhancer (like PulseDuplexStream)."""
 
@@ -203,19 +240,11 @@ def test_starved_live_path_counts_glitches_and_recovers(reference_model, stream_
     processor = LiveProcessor(enhancer, FAKE_BLOCK, stream_factory=factory)
     processor.start()
     try:
-        time.sleep(SETTLE_SECONDS)
-        before, handover = xruns_and_flags(processor), processor.handover_latency
-        with starvation(starver):
-            time.sleep(STARVE_SECONDS)
-        starved = xruns_and_flags(processor)
-        assert processor.streaming, "the stream died under starvation"
-        time.sleep(RECOVER_SECONDS)
-        calm, calm_blocks = xruns_and_flags(processor), streams[0].blocks
-        time.sleep(QUIET_SECONDS)
-        after, after_blocks = xruns_and_flags(processor), streams[0].blocks
-        assert processor.streaming
+        phases = starve_then_calm(processor, starver, lambda: streams[0].blocks)
     finally:
         assert returns_within(processor.stop, STOP_TIMEOUT_SECONDS), "stop() hung"
+    before, handover, starved, calm, after = phases.before, phases.handover, phases.starved, phases.calm, phases.after
+    calm_blocks, after_blocks = phases.calm_flow, phases.after_flow
     stream = streams[0]
 
     assert starver.slowed_blocks > 0
@@ -278,23 +307,16 @@ def test_starved_jack_stream_recovers_its_stated_delay(reference_model, jack_dev
                           max_delay=int(MAX_DELAY_SECONDS * JACK_RATE))
     processor = LiveProcessor(enhancer, JACK_PERIOD, input_device=jack_device, output_device=jack_device, tap=probe)
     processor.start()
+    def pulses_from(callbacks: int) -> None:  # the calm stretch starts at stream sample callbacks * period
+        probe.pulse_indices = [callbacks * JACK_PERIOD + int(s * JACK_RATE) for s in PULSE_OFFSETS_SECONDS]
+
     try:
         connect_loopback()
-        time.sleep(SETTLE_SECONDS)
-        before, handover = xruns_and_flags(processor), processor.handover_latency
-        with starvation(starver):
-            time.sleep(STARVE_SECONDS)
-        starved = xruns_and_flags(processor)
-        assert processor.streaming, "the stream died under starvation"
-        time.sleep(RECOVER_SECONDS)
-        calm, calm_callbacks = xruns_and_flags(processor), processor.counters.callbacks
-        now = calm_callbacks * JACK_PERIOD  # stream samples so far
-        probe.pulse_indices = [now + int(s * JACK_RATE) for s in PULSE_OFFSETS_SECONDS]
-        time.sleep(QUIET_SECONDS)
-        after, after_callbacks = xruns_and_flags(processor), processor.counters.callbacks
-        assert processor.streaming
+        phases = starve_then_calm(processor, starver, lambda: processor.counters.callbacks, on_calm=pulses_from)
     finally:
         assert returns_within(processor.stop, STOP_TIMEOUT_SECONDS), "stop() hung"
+    before, handover, starved, calm, after = phases.before, phases.handover, phases.starved, phases.calm, phases.after
+    calm_callbacks, after_callbacks = phases.calm_flow, phases.after_flow
     summary = processor.summary()
     assert starver.slowed_blocks > 0 and starved["late_blocks"] > before["late_blocks"], summary
     assert processor.handover_latency == handover, "the delay grew while starving"

@@ -378,6 +378,18 @@ def _delayed(signal: np.ndarray, delay: int) -> np.ndarray:
     return np.concatenate([np.zeros(delay, np.float32), signal[: len(signal) - delay]])
 
 
+def stream_through(processor: LiveProcessor, signal: np.ndarray) -> tuple[np.ndarray, dict]:
+    """Start ``processor``, feed it ``signal`` in real-time-paced blocks, stop it (which must not raise:
+    the stream survived); the output and the summary."""
+    processor.start()
+    try:
+        output = np.concatenate(drive(processor, signal, 0, len(signal) // BLOCK, paced=True))
+        assert processor.streaming
+    finally:
+        processor.stop()
+    return output, processor.summary()
+
+
 def test_live_worker_passes_the_input_through_when_the_model_fails(
     reference_model, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -385,15 +397,8 @@ def test_live_worker_passes_the_input_through_when_the_model_fails(
     enhancer = Enhancer(FaultyModel(path, "interpreter", lambda call: call >= FAIL_AT_HOP), RATE, block_size=BLOCK)
     processor = LiveProcessor(enhancer, BLOCK, stream_factory=_worker_stream)
     signal = speech_like(RATE, 2.0)
-    blocks = len(signal) // BLOCK
     with caplog.at_level(logging.WARNING):
-        processor.start()
-        try:
-            output = np.concatenate(drive(processor, signal, 0, blocks, paced=True))
-            assert processor.streaming
-            summary = processor.summary()
-        finally:
-            processor.stop()  # no error: the stream survived
+        output, summary = stream_through(processor, signal)
     assert summary["model_failures"] >= 1 and summary["model_failing"]
     assert SIMULATED_ERROR in summary["model_error"]
     assert summary["processing_failures"] == 0 and summary["xruns"] == 0
@@ -440,13 +445,7 @@ def test_live_worker_survives_any_failing_block(
     signal = speech_like(RATE, 1.0)
     blocks = len(signal) // BLOCK
     with caplog.at_level(logging.ERROR):
-        processor.start()
-        try:
-            output = np.concatenate(drive(processor, signal, 0, blocks, paced=True))
-            assert processor.streaming
-        finally:
-            processor.stop()
-    summary = processor.summary()
+        output, summary = stream_through(processor, signal)
     assert summary["processing_failures"] == len(FAILING_BLOCKS) and summary["callbacks"] == blocks
     assert ("enhancer broke" if source == "enhancer" else "tap broke") in summary["processing_error"]
     assert len([r for r in caplog.records if r.name == "realtime.live"]) == 1
