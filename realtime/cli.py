@@ -458,7 +458,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     (``valid: false`` and the error) on stdout, besides the error line on stderr.
     """
     from realtime.errors import ModelError
-    from realtime.metadata import REEXPORT_HINT
+    from realtime.model import invalid_model_error
 
     settings = _settings(args)
     path = resolve_model_path(settings.model)
@@ -497,7 +497,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         for note in check["notes"]:
             print(f"  note         {note}")
     if not info["valid"]:
-        raise ModelError(f"{path}: the model is invalid: {'; '.join(check['problems'])}; retrain it or {REEXPORT_HINT}")
+        raise invalid_model_error(str(path), check["problems"])
     return 0
 
 

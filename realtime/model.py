@@ -30,7 +30,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
@@ -386,9 +386,12 @@ class ModelCheck:
 
     def error(self, source: str) -> ModelError:
         """The one-line error for an invalid model."""
-        return ModelError(
-            f"{source}: the model is invalid: {'; '.join(self.problems)}; retrain it or {REEXPORT_HINT}"
-        )
+        return invalid_model_error(source, self.problems)
+
+
+def invalid_model_error(source: str, problems: Sequence[str]) -> ModelError:
+    """The one-line error for a model that ran wrong (``problems``, as :class:`ModelCheck` lists them)."""
+    return ModelError(f"{source}: the model is invalid: {'; '.join(problems)}; retrain it or {REEXPORT_HINT}")
 
 
 def _run_probe(

@@ -98,6 +98,28 @@ def _libraries() -> tuple[Any, Any]:
     return _LIBRARIES
 
 
+def _strerror(code: int) -> str:
+    """libpulse's text for error ``code``."""
+    return _libraries()[1].pa_strerror(code).decode(errors="replace")
+
+
+def _connect(direction: int, device: str | None, rate: int, channels: int, client: str, stream: str,
+             attributes: _BufferAttr) -> int:
+    """A libpulse-simple float32 stream (its handle) recording from or playing to ``device`` (None: the
+    default); a :class:`DeviceError` saying why when the server refuses."""
+    spec = _SampleSpec(_PA_SAMPLE_FLOAT32LE, rate, channels)
+    error = ctypes.c_int(0)
+    handle = _libraries()[0].pa_simple_new(
+        None, client.encode(), direction, device.encode() if device else None, stream.encode(),
+        ctypes.byref(spec), None, ctypes.byref(attributes), ctypes.byref(error),
+    )
+    if not handle:
+        what = "record from" if direction == _PA_STREAM_RECORD else "play to"
+        raise DeviceError(f"cannot {what} {device or 'the default device'} on the PulseAudio/PipeWire server: "
+                          f"{_strerror(error.value)}")
+    return handle
+
+
 class PulseDuplexStream:
     """Record ``source`` and play into ``sink`` in blocks of ``blocksize``, calling ``callback`` per block.
 
@@ -138,14 +160,14 @@ class PulseDuplexStream:
         self.channels = channels
         self.callback = callback
         self.catch_up = catch_up
-        self._simple, self._core = _libraries()
+        self._simple = _libraries()[0]
         block_bytes = blocksize * FLOAT_BYTES
         source, sink = device
-        self._record = self._open(_PA_STREAM_RECORD, source, channels[0], client_name, "microphone",
-                                  _BufferAttr(_PA_DEFAULT, _PA_DEFAULT, _PA_DEFAULT, _PA_DEFAULT, block_bytes * channels[0]))
+        self._record = _connect(_PA_STREAM_RECORD, source, samplerate, channels[0], client_name, "microphone",
+                                _BufferAttr(_PA_DEFAULT, _PA_DEFAULT, _PA_DEFAULT, _PA_DEFAULT, block_bytes * channels[0]))
         try:
-            self._play = self._open(
-                _PA_STREAM_PLAYBACK, sink, channels[1], client_name, "clean voice",
+            self._play = _connect(
+                _PA_STREAM_PLAYBACK, sink, samplerate, channels[1], client_name, "clean voice",
                 _BufferAttr(_PA_DEFAULT, playback_blocks * block_bytes * channels[1],
                             prebuffer_blocks * block_bytes * channels[1], block_bytes * channels[1], _PA_DEFAULT),
             )
@@ -161,23 +183,6 @@ class PulseDuplexStream:
         self.playback_blocks = playback_blocks
         self.skipped_blocks = 0
         """Recorded blocks skipped to keep the delay from growing (after the loop fell behind)."""
-
-    def _open(self, direction: int, device: str | None, channels: int, client: str, stream: str,
-              attributes: _BufferAttr) -> int:
-        spec = _SampleSpec(_PA_SAMPLE_FLOAT32LE, self.samplerate, channels)
-        error = ctypes.c_int(0)
-        handle = self._simple.pa_simple_new(
-            None, client.encode(), direction, device.encode() if device else None, stream.encode(),
-            ctypes.byref(spec), None, ctypes.byref(attributes), ctypes.byref(error),
-        )
-        if not handle:
-            what = "record from" if direction == _PA_STREAM_RECORD else "play to"
-            raise DeviceError(f"cannot {what} {device or 'the default device'} on the PulseAudio/PipeWire server: "
-                              f"{self._strerror(error.value)}")
-        return handle
-
-    def _strerror(self, code: int) -> str:
-        return self._core.pa_strerror(code).decode(errors="replace")
 
     @property
     def active(self) -> bool:
@@ -218,7 +223,7 @@ class PulseDuplexStream:
         while self._running.is_set():
             started = clock()
             if read(self._record, in_pointer, in_bytes, ctypes.byref(error)) < 0:
-                self.error = f"reading the microphone failed: {self._strerror(error.value)}"
+                self.error = f"reading the microphone failed: {_strerror(error.value)}"
                 break
             read_waited = clock() - started > waited
             flags.input_overflow = False
@@ -234,7 +239,7 @@ class PulseDuplexStream:
             self.callback(self._indata, self._outdata, frames, None, flags)
             started = clock()
             if write(self._play, out_pointer, out_bytes, ctypes.byref(error)) < 0:
-                self.error = f"playing into the virtual microphone failed: {self._strerror(error.value)}"
+                self.error = f"playing into the virtual microphone failed: {_strerror(error.value)}"
                 break
             write_waited = clock() - started > waited
             behind = behind + 1 if write_waited and not read_waited else 0
@@ -300,18 +305,17 @@ class MonitorClock:
             self._thread.start()
 
     def _run(self) -> None:
-        simple, core = _libraries()
+        simple = _libraries()[0]
         block_bytes = self.blocksize * FLOAT_BYTES
         buffer = np.zeros(self.blocksize, dtype=np.float32)
-        spec = _SampleSpec(_PA_SAMPLE_FLOAT32LE, self.samplerate, 1)
         attributes = _BufferAttr(_PA_DEFAULT, _PA_DEFAULT, _PA_DEFAULT, _PA_DEFAULT, block_bytes)
         error = ctypes.c_int(0)
         while not self._stopping.is_set():
-            handle = simple.pa_simple_new(None, b"quietmic", _PA_STREAM_RECORD, self.source.encode(), b"sink clock",
-                                          ctypes.byref(spec), None, ctypes.byref(attributes), ctypes.byref(error))
-            if not handle:
-                log.debug("sink clock: cannot record %s yet (%s)", self.source,
-                          core.pa_strerror(error.value).decode(errors="replace"))
+            try:
+                handle = _connect(_PA_STREAM_RECORD, self.source, self.samplerate, 1, "quietmic", "sink clock",
+                                  attributes)
+            except DeviceError as exc:
+                log.debug("sink clock: %s; trying again", exc)
                 self._stopping.wait(CLOCK_RETRY_SECONDS)
                 continue
             while not self._stopping.is_set():

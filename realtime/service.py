@@ -376,26 +376,25 @@ class Service:
 
     def _choose_source(self) -> str | None:
         """The PulseAudio source to record: the configured one, else the default unless it is quietmic's own."""
-        names = virtual_mic.sources()
+        names = [n for n in virtual_mic.sources() if n != virtual_mic.SOURCE_NAME]  # never our own output
         wanted = self.settings.input_device
         if wanted is not None:
             if str(wanted) in names:
                 return str(wanted)
             # A part of a name picks a microphone, not a sink's monitor ("usb" must not pick
             # "usb_speakers.monitor"), unless it says "monitor".
-            matches = [n for n in names if str(wanted) in n and n != virtual_mic.SOURCE_NAME
+            matches = [n for n in names if str(wanted) in n
                        and (not virtual_mic.is_monitor(n) or "monitor" in str(wanted))]
             return matches[0] if matches else None
         default = virtual_mic.default_source()
-        ours = (virtual_mic.SOURCE_NAME, virtual_mic.SINK_NAME + virtual_mic.MONITOR_SUFFIX)
         # PulseAudio makes a sink's monitor the default when the last microphone goes away: recording
         # it would send the speakers (the other side of the call) back into the call. Only
-        # input_device picks a monitor.
-        if default and default not in ours and not virtual_mic.is_monitor(default):
+        # input_device picks a monitor (quietmic's own sink's monitor is one too).
+        if default and default != virtual_mic.SOURCE_NAME and not virtual_mic.is_monitor(default):
             return default
         if self._input_source in names:  # quietmic itself became the default: keep the real microphone
             return self._input_source
-        real = [n for n in names if n not in ours and not virtual_mic.is_monitor(n)]
+        real = [n for n in names if not virtual_mic.is_monitor(n)]
         return real[0] if real else None
 
     def _open_stream(self) -> bool:
