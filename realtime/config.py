@@ -221,6 +221,15 @@ _SHORT = reprlib.Repr()
 _SHORT.maxstring = _SHORT.maxother = 60
 _SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict = 2, 4, 4
 """``repr`` for messages: long, nested (or self-referencing) YAML values stay short."""
+MAX_QUOTED_CHARS = 200
+"""Longest quotation of a value in a message: a few nested mappings of long numbers would
+still make :data:`_SHORT`'s ``repr`` run to many lines' worth."""
+
+
+def _quote(value: Any) -> str:
+    """``value`` as messages show it: its short ``repr``, at most :data:`MAX_QUOTED_CHARS` long."""
+    text = _SHORT.repr(value)
+    return text if len(text) <= MAX_QUOTED_CHARS else text[: MAX_QUOTED_CHARS - 3] + "..."
 
 _YAML_BOOLEAN_HINT = "; note that YAML reads yes/no/on/off/true/false as booleans"
 
@@ -249,7 +258,7 @@ def validate_value(key: str, value: Any, where: str, *, label: str | None = None
     if key not in _VALIDATORS:
         raise ConfigError(
             _one_line(
-                f"{where}: unknown key {_SHORT.repr(key)}{suggest_key(key)}; known keys: {', '.join(sorted(_VALIDATORS))}"
+                f"{where}: unknown key {_quote(key)}{suggest_key(key)}; known keys: {', '.join(sorted(_VALIDATORS))}"
             )
         )
     try:
@@ -257,7 +266,7 @@ def validate_value(key: str, value: Any, where: str, *, label: str | None = None
     except ValueError as exc:
         hint = _YAML_BOOLEAN_HINT if isinstance(value, bool) and key not in _BOOLEAN_KEYS else ""
         name = label or f"key {key!r}"
-        raise ConfigError(_one_line(f"{where}: {name}: {exc} (got {_SHORT.repr(value)}){hint}")) from None
+        raise ConfigError(_one_line(f"{where}: {name}: {exc} (got {_quote(value)}){hint}")) from None
 
 
 # --- Reading a config file ------------------------------------------------------------------
@@ -341,7 +350,7 @@ def _check_duplicates(root: yaml.MappingNode, source: str) -> dict[str, int]:
         if key_node.value in lines:
             raise ConfigError(
                 _one_line(
-                    f"{source}, line {line}: key {_SHORT.repr(key_node.value)} is given twice (first on line "
+                    f"{source}, line {line}: key {_quote(key_node.value)} is given twice (first on line "
                     f"{lines[key_node.value]}); YAML would silently keep only the last one: remove one of them"
                 )
             )
@@ -375,7 +384,7 @@ def parse_config_text(text: str, source: str) -> Settings:
             raise ConfigError(
                 _one_line(
                     f"{source}, line {root.start_mark.line + 1}: the config must be a mapping of keys to values ('key: value' "
-                    f"lines), but it holds {kind} ({_SHORT.repr(data)}); is it the right file? See 'quietmic config'"
+                    f"lines), but it holds {kind} ({_quote(data)}); is it the right file? See 'quietmic config'"
                 )
             )
         lines = _check_duplicates(root, source)
@@ -394,7 +403,7 @@ def parse_config_text(text: str, source: str) -> Settings:
         line = lines.get(key, merge_line) if isinstance(key, str) else _first_odd_key_line(root)
         where = f"{source}, line {line}" if line is not None else source
         if not isinstance(key, str):
-            raise ConfigError(_one_line(f"{where}: keys must be names, got {_SHORT.repr(key)}; see 'quietmic config'"))
+            raise ConfigError(_one_line(f"{where}: keys must be names, got {_quote(key)}; see 'quietmic config'"))
         values[key] = validate_value(key, value, where)
     return Settings(**values)
 

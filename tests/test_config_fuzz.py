@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from realtime.config import (
@@ -104,8 +104,13 @@ values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.di
 mappings = st.dictionaries(st.one_of(st.sampled_from(KEYS), st.text(max_size=15), st.integers()), values, max_size=9)
 
 
+NESTED_LONG_NUMBERS = {"model": {f"k{i}": {f"j{j}": -(10**300) for j in range(4)} for i in range(4)}}
+"""Found by this test in CI: a value quoted in full ran past MAX_MESSAGE_CHARS."""
+
+
 @FUZZ
 @given(mappings)
+@example(NESTED_LONG_NUMBERS)
 def test_random_mappings_give_validated_settings_or_a_config_error(mapping: dict[Any, Any]) -> None:
     """A mapping is accepted exactly when every key is known and every value valid, and then read as given."""
     result = check_answer(yaml.safe_dump(mapping), parse)
