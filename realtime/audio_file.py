@@ -34,6 +34,7 @@ from typing import BinaryIO, Iterator
 
 import numpy as np
 
+from realtime import sniff
 from realtime.errors import AudioFileError
 
 log = logging.getLogger(__name__)
@@ -85,32 +86,6 @@ PCM_8_BIT_OFFSET = 128
 """8-bit WAV samples are unsigned: this value is silence."""
 SNIFF_BYTES = 512
 """Bytes looked at to tell what a file that is not a WAV file is."""
-TEXT_PRINTABLE_FRACTION = 0.95
-"""Share of printable characters above which a non-WAV file is called text."""
-
-_AUDIO_MAGIC = (
-    (b"fLaC", "a FLAC file"),
-    (b"OggS", "an Ogg (Vorbis/Opus/FLAC) file"),
-    (b"ID3", "an MP3 file"),
-    (b"RIFX", "a big-endian WAV (RIFX) file"),
-    (b"caff", "a Core Audio (CAF) file"),
-    (b".snd", "a Sun/NeXT AU file"),
-    (b"riff\x2e\x91\xcf\x11", "a Sony Wave64 (W64) file"),
-    (b"\x1a\x45\xdf\xa3", "a Matroska/WebM file"),
-    (b"#!AMR", "an AMR file"),
-    (b"MAC ", "a Monkey's Audio (APE) file"),
-    (b"wvpk", "a WavPack file"),
-)
-_OTHER_MAGIC = (
-    (b"\x89PNG", "a PNG image"),
-    (b"\xff\xd8\xff", "a JPEG image"),
-    (b"GIF8", "a GIF image"),
-    (b"%PDF", "a PDF document"),
-    (b"PK\x03\x04", "a ZIP archive"),
-    (b"\x7fELF", "a program (ELF executable)"),
-    (b"MThd", "a MIDI file (notes, not audio)"),
-    (b"\x1f\x8b", "a gzip archive"),
-)
 
 
 @dataclass(frozen=True)
@@ -171,48 +146,19 @@ class WavInfo:
 # --- telling what a file is --------------------------------------------------------------
 
 
-def describe_non_wav(head: bytes) -> tuple[str, bool]:
-    """What a file starting with ``head`` is, and whether it is audio (in another format).
-
-    Returns e.g. ``("a FLAC file", True)`` or ``("a text file", False)``.
-    """
-    for magic, name in _AUDIO_MAGIC:
-        if head.startswith(magic):
-            return name, True
-    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
-        return "an AIFF file", True
-    if head[4:8] == b"ftyp":
-        return "an MP4/M4A file", True
-    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
-        return "an MP3 or AAC file", True
-    for magic, name in _OTHER_MAGIC:
-        if head.startswith(magic):
-            return name, False
-    if head[:4] == b"RIFF":
-        return f"a RIFF file of type {head[8:12].decode('latin-1')!r}, not a WAV file", False
-    if _looks_like_text(head):
-        return "a text file", False
-    return "not a WAV file (it has no RIFF/WAVE header)", False
-
-
-def _looks_like_text(head: bytes) -> bool:
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError:
-        text = head[:-3].decode("utf-8", errors="replace")  # a character cut at the end of the sniff
-    if not text:
-        return False
-    printable = sum(ch.isprintable() or ch in "\t\r\n" for ch in text)
-    return printable >= TEXT_PRINTABLE_FRACTION * len(text)
-
-
 def _not_wav_error(path: Path, head: bytes) -> AudioFileError:
-    what, is_audio = describe_non_wav(head)
-    if is_audio:
-        return AudioFileError(f"{path} is {what}, but quietmic reads only WAV files; {CONVERT_HINT.format(path=path)}")
-    if "not a WAV" in what:
-        return AudioFileError(f"{path} is {what}; quietmic enhances WAV audio files")
-    return AudioFileError(f"{path} is {what}, not audio; quietmic enhances WAV audio files")
+    kind = sniff.identify(head)
+    if kind is None:
+        return AudioFileError(
+            f"{path} is not a WAV file (it has no RIFF/WAVE header); quietmic enhances WAV audio files"
+        )
+    if kind.audio:
+        return AudioFileError(
+            f"{path} is {kind.name}, but quietmic reads only WAV files; {CONVERT_HINT.format(path=path)}"
+        )
+    if "not a WAV" in kind.name:
+        return AudioFileError(f"{path} is {kind.name}; quietmic enhances WAV audio files")
+    return AudioFileError(f"{path} is {kind.name}, not audio; quietmic enhances WAV audio files")
 
 
 # --- parsing the header ------------------------------------------------------------------

@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from realtime import dsp
+from realtime import dsp, sniff
 from realtime.errors import ModelError
 
 METADATA_NAME = "quietmic.metadata"
@@ -376,82 +376,28 @@ CONVERT_HINT = (
 )
 """What to do with a model of another format (Keras, ONNX, PyTorch...)."""
 
-_MODEL = True
-_OTHER = False
-
-_FOREIGN_MAGIC = (
-    (b"PK\x03\x04", "a ZIP archive (a Keras .keras model or a PyTorch checkpoint?)", _MODEL),
-    (b"\x89HDF\r\n\x1a\n", "an HDF5 file (a Keras .h5 model?)", _MODEL),
-    (b"\x80\x02", "a Python pickle (a PyTorch or scikit-learn model?)", _MODEL),
-    (b"RIFF", "a RIFF file (a WAV recording?)", _OTHER),
-    (b"fLaC", "a FLAC audio file", _OTHER),
-    (b"OggS", "an Ogg audio file", _OTHER),
-    (b"ID3", "an MP3 audio file", _OTHER),
-    (b"\x7fELF", "a program (ELF executable)", _OTHER),
-    (b"\x1f\x8b", "a gzip archive", _OTHER),
-)
-"""Leading bytes of files people pass as a model by mistake: what to call them, whether it is a model."""
-
 _FOREIGN_SUFFIXES = {
-    ".keras": ("a Keras model", _MODEL),
-    ".h5": ("a Keras/HDF5 model", _MODEL),
-    ".hdf5": ("a Keras/HDF5 model", _MODEL),
-    ".onnx": ("an ONNX model", _MODEL),
-    ".pb": ("a TensorFlow graph (SavedModel .pb)", _MODEL),
-    ".pt": ("a PyTorch model", _MODEL),
-    ".pth": ("a PyTorch model", _MODEL),
-    ".ckpt": ("a training checkpoint", _MODEL),
-    ".safetensors": ("a safetensors weights file", _MODEL),
-    ".wav": ("an audio file", _OTHER),
-    ".json": ("a JSON file", _OTHER),
-    ".yaml": ("a YAML file", _OTHER),
-    ".yml": ("a YAML file", _OTHER),
+    ".keras": sniff.FileKind("a Keras model", model=True),
+    ".h5": sniff.FileKind("a Keras/HDF5 model", model=True),
+    ".hdf5": sniff.FileKind("a Keras/HDF5 model", model=True),
+    ".onnx": sniff.ONNX,
+    ".pb": sniff.FileKind("a TensorFlow graph (SavedModel .pb)", model=True),
+    ".pt": sniff.FileKind("a PyTorch model", model=True),
+    ".pth": sniff.FileKind("a PyTorch model", model=True),
+    ".ckpt": sniff.FileKind("a training checkpoint", model=True),
+    ".safetensors": sniff.FileKind("a safetensors weights file", model=True),
+    ".wav": sniff.FileKind("an audio file", audio=True),
+    ".json": sniff.FileKind("a JSON file"),
+    ".yaml": sniff.FileKind("a YAML file"),
+    ".yml": sniff.FileKind("a YAML file"),
 }
-"""File name endings of other model formats (and other files): what to call them, whether it is a model."""
-
-_TEXT_SAMPLE_BYTES = 4096
-"""How much of a file is looked at to tell whether it is text, in bytes."""
-
-_TEXT_CONTROL_BYTES = frozenset(range(32)) - {9, 10, 12, 13}
-"""Bytes that do not occur in a text file (control characters other than tab and line ends)."""
-
-_ONNX_PROTOBUF_START = b"\x08"
-"""ONNX files are protobufs whose first field is ``ir_version`` (field 1, varint): tag byte 0x08."""
-
-_ONNX_MARKERS = (b"onnx", b"pytorch", b"tf2onnx", b"skl2onnx")
-"""Producer names found near the start of ONNX files."""
+"""File name endings of other model formats (and other files), and what to call them."""
 
 
-def _looks_like_text(data: bytes) -> bool:
-    sample = data[:_TEXT_SAMPLE_BYTES]
-    if not sample or any(byte in _TEXT_CONTROL_BYTES for byte in sample):
-        return False
-    try:
-        sample.decode("utf-8")
-    except UnicodeDecodeError as exc:  # a multi-byte character cut at the end of the sample is fine
-        return exc.start >= len(sample) - 3
-    return True
-
-
-def _looks_like_onnx(data: bytes) -> bool:
-    head = data[:_TEXT_SAMPLE_BYTES].lower()
-    return data.startswith(_ONNX_PROTOBUF_START) and any(marker in head for marker in _ONNX_MARKERS)
-
-
-def describe_foreign_file(data: bytes, source: str) -> tuple[str, bool] | None:
-    """What a file that is not a TFLite model seems to be and whether it is a model of another
-    format (``("an ONNX model", True)``), or ``None`` if it cannot be told."""
-    suffix = Path(source).suffix.lower()
-    if suffix in _FOREIGN_SUFFIXES:
-        return _FOREIGN_SUFFIXES[suffix]
-    for magic, what, is_model in _FOREIGN_MAGIC:
-        if data.startswith(magic):
-            return what, is_model
-    if _looks_like_onnx(data):
-        return "an ONNX model", _MODEL
-    if _looks_like_text(data):
-        return "a text file", _OTHER
-    return None
+def describe_foreign_file(data: bytes, source: str) -> sniff.FileKind | None:
+    """What a file that is not a TFLite model seems to be (by its name ending, then its
+    first bytes), or ``None`` if it cannot be told."""
+    return _FOREIGN_SUFFIXES.get(Path(source).suffix.lower()) or sniff.identify(data)
 
 
 def not_tflite_error(data: bytes, source: str) -> ModelError:
@@ -464,11 +410,10 @@ def not_tflite_error(data: bytes, source: str) -> ModelError:
             f"{source}: not a TensorFlow Lite model (no TFL3 identifier: the file is corrupt or of another "
             f"kind); {CONVERT_HINT}"
         )
-    what, is_model = described
-    if is_model:
-        return ModelError(f"{source}: this is {what}, not a TensorFlow Lite model; {CONVERT_HINT}")
+    if described.model:
+        return ModelError(f"{source}: this is {described.describe()}, not a TensorFlow Lite model; {CONVERT_HINT}")
     return ModelError(
-        f"{source}: this is {what}, not a TensorFlow Lite model (no TFL3 identifier); pass a quietmic "
+        f"{source}: this is {described.describe()}, not a TensorFlow Lite model (no TFL3 identifier); pass a quietmic "
         ".tflite model (made by 'python -m model_export')"
     )
 

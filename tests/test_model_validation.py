@@ -200,7 +200,7 @@ def test_files_that_are_not_models_are_refused(
         (write(tmp_path / "model.onnx", ONNX_HEADER), "this is an ONNX model"),
         (write(tmp_path / "exported.bin", ONNX_HEADER), "this is an ONNX model"),
         (write(tmp_path / "weights.pt", b"PK\x03\x04" + rng.bytes(200)), "this is a PyTorch model"),
-        (write(tmp_path / "in.wav.tflite", input_wav.read_bytes()), "this is a RIFF file (a WAV recording?)"),
+        (write(tmp_path / "in.wav.tflite", input_wav.read_bytes()), "this is a WAV file, not a TensorFlow Lite model"),
         (write(tmp_path / "bare.tflite", without_metadata(identity_bytes)), "has no quietmic metadata"),
         (Path(os.devnull), "is not a regular file"),
     ]
