@@ -14,10 +14,10 @@ from realtime import dsp
 from realtime.metadata import FeatureSpec, MaskSpec, ModelMetadata, StateSpec
 
 WINDOW_MS = 20.0
-"""STFT window duration in milliseconds."""
+"""STFT window duration of the standard framing in milliseconds (a model config may choose another)."""
 
 HOP_MS = 10.0
-"""STFT hop duration in milliseconds (50 % overlap, as the sqrt-Hann window needs)."""
+"""STFT hop duration in milliseconds (at least 50 % overlap, as the sqrt-Hann window needs)."""
 
 WINDOW = dsp.SQRT_HANN
 """Analysis window of the standard framing."""
@@ -38,19 +38,23 @@ MASK_MAX_GAIN = 1.0
 """Largest gain a mask may hold (masks only attenuate)."""
 
 
-def standard_framing(sample_rate: int) -> dsp.Framing:
-    """The 20 ms / 10 ms sqrt-Hann framing at ``sample_rate`` Hz.
+def standard_framing(sample_rate: int, window_ms: float = WINDOW_MS) -> dsp.Framing:
+    """The sqrt-Hann framing with a ``window_ms`` window and a 10 ms hop at ``sample_rate`` Hz.
 
-    Raises ``ValueError`` if 20 ms or 10 ms is not a whole number of samples
-    at that rate (e.g. 16000 Hz -> 320 / 160 samples, 48000 Hz -> 960 / 480).
+    The default is 20 ms / 10 ms (16000 Hz -> 320 / 160 samples, 48000 Hz ->
+    960 / 480); a 30 ms window gives finer bins (33 Hz) for 10 ms more framing
+    latency (``window - hop``). Raises ``ValueError`` if either duration is not
+    a whole number of samples at that rate, or the window is shorter than two hops.
     """
     if sample_rate <= 0:
         raise ValueError(f"sample rate must be positive, got {sample_rate} Hz")
-    window = WINDOW_MS * sample_rate / 1000.0
+    if window_ms < 2 * HOP_MS:
+        raise ValueError(f"the window must be at least two {HOP_MS:g} ms hops long, got {window_ms:g} ms")
+    window = window_ms * sample_rate / 1000.0
     hop = HOP_MS * sample_rate / 1000.0
     if window != round(window) or hop != round(hop):
         raise ValueError(
-            f"at {sample_rate} Hz a {WINDOW_MS:g} ms window / {HOP_MS:g} ms hop is not a whole number of "
+            f"at {sample_rate} Hz a {window_ms:g} ms window / {HOP_MS:g} ms hop is not a whole number of "
             "samples; use a sample rate divisible by 100 Hz (e.g. 16000 or 48000)"
         )
     window, hop = int(round(window)), int(round(hop))
@@ -76,15 +80,18 @@ def band_model_metadata(
     num_bands: int = NUM_BANDS,
     parameters: int = 0,
     lookahead_frames: int = 0,
+    window_ms: float = WINDOW_MS,
 ) -> ModelMetadata:
     """Metadata of a band model: log-power ERB-band features in, ERB-band gains out.
 
-    Standard framing (:func:`standard_framing`); the mask of frame ``t`` applies
-    to frame ``t - lookahead_frames`` (0: causal, no lookahead). The quantization
-    is written as ``"float32"`` here; the exporter replaces it (and the parameter
-    count and export figures) with what it actually writes.
+    Framing from :func:`standard_framing` with a ``window_ms`` window; the mask
+    of frame ``t`` applies to frame ``t - lookahead_frames`` (0: causal, no
+    lookahead). The quantization is written as ``"float32"`` here; the exporter
+    replaces it (and the parameter count and export figures) with what it
+    actually writes.
     """
-    edges = tuple(standard_band_edges(standard_framing(sample_rate), num_bands))
+    framing = standard_framing(sample_rate, window_ms)
+    edges = tuple(standard_band_edges(framing, num_bands))
     return _metadata(
         name,
         model_version,
@@ -95,6 +102,7 @@ def band_model_metadata(
         MaskSpec(type=dsp.MASK_BAND_GAIN, tensor=MASK_TENSOR, max_gain=MASK_MAX_GAIN, band_edges_hz=edges),
         parameters,
         lookahead_frames,
+        framing,
     )
 
 
@@ -106,10 +114,11 @@ def bin_model_metadata(
     training: dict[str, Any],
     parameters: int = 0,
     lookahead_frames: int = 0,
+    window_ms: float = WINDOW_MS,
 ) -> ModelMetadata:
     """Metadata of a bin model: log power of every STFT bin in, one gain per bin out.
 
-    Standard framing; see :func:`band_model_metadata` for the lookahead and the
+    See :func:`band_model_metadata` for the framing, the lookahead and the
     fields the exporter fills in.
     """
     return _metadata(
@@ -122,6 +131,7 @@ def bin_model_metadata(
         MaskSpec(type=dsp.MASK_BIN_GAIN, tensor=MASK_TENSOR, max_gain=MASK_MAX_GAIN),
         parameters,
         lookahead_frames,
+        standard_framing(sample_rate, window_ms),
     )
 
 
@@ -135,8 +145,8 @@ def _metadata(
     mask: MaskSpec,
     parameters: int,
     lookahead_frames: int,
+    framing: dsp.Framing,
 ) -> ModelMetadata:
-    framing = standard_framing(sample_rate)
     metadata = ModelMetadata(
         name=name,
         model_version=model_version,

@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+from model_export.contract import WINDOW_MS
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO_ROOT / "model_export" / "configs" / "default.yaml"
 NORMALISATION_BATCHES = 8
@@ -54,6 +56,8 @@ class ModelConfig:
     gru_units: list[int] = field(default_factory=lambda: [128, 128])
     lookahead_frames: int = 0
     """Hops the mask looks ahead: each adds one hop of algorithmic latency."""
+    window_ms: float = WINDOW_MS
+    """STFT window in ms (hop 10 ms); the framing latency is the window minus the hop."""
 
 
 @dataclass
@@ -124,12 +128,12 @@ def build_metadata(config: TrainConfig, training_info: dict[str, Any]):  # -> Mo
     if config.model.layout == "bins":
         return contract.bin_model_metadata(
             config.model.name, config.model.version, config.sample_rate, states, training_info,
-            lookahead_frames=config.model.lookahead_frames,
+            lookahead_frames=config.model.lookahead_frames, window_ms=config.model.window_ms,
         )
     if config.model.layout == "bands":
         return contract.band_model_metadata(
             config.model.name, config.model.version, config.sample_rate, states, training_info, config.model.num_bands,
-            lookahead_frames=config.model.lookahead_frames,
+            lookahead_frames=config.model.lookahead_frames, window_ms=config.model.window_ms,
         )
     raise SystemExit(f"model.layout must be 'bins' or 'bands', not {config.model.layout!r}")
 

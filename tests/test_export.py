@@ -225,6 +225,18 @@ def test_standard_framing() -> None:
         contract.standard_framing(22050)
 
 
+def test_a_longer_window_keeps_the_hop_and_gives_finer_bins() -> None:
+    framing = contract.standard_framing(16000, window_ms=30.0)
+    assert framing == dsp.Framing(16000, 480, 160, dsp.SQRT_HANN)
+    assert framing.n_bins == 241
+    assert contract.standard_framing(48000, window_ms=30.0) == dsp.Framing(48000, 1440, 480, dsp.SQRT_HANN)
+    metadata = contract.bin_model_metadata("wide", "1", 16000, (contract.state_spec("s", 4),), {}, window_ms=30.0)
+    assert (metadata.window_length, metadata.hop_length, metadata.feature_size) == (480, 160, 241)
+    assert metadata.algorithmic_latency_ms == 20.0
+    with pytest.raises(ValueError, match="at least two"):
+        contract.standard_framing(16000, window_ms=15.0)
+
+
 def test_parity_above_tolerance_raises() -> None:
     check_parity(ParityReport(max_abs=0.01, mean_abs=0.001, frames=10), "int8")
     with pytest.raises(ParityError, match="above the tolerance"):
