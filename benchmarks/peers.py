@@ -45,6 +45,7 @@ from typing import Callable
 
 import numpy as np
 
+from realtime.config import DEFAULT_ATTEN_LIM_DB
 from realtime.default_model import DEFAULT_MODEL_PATH
 
 RATE = 16000
@@ -141,6 +142,8 @@ class Quietmic(Peer):
     """quietmic's own streaming :class:`~realtime.enhancer.Enhancer`, run at 16 kHz with the live block (the hop)."""
 
     def __init__(self, model_path: str | Path, name: str = "quietmic", atten_lim_db: float | None = None) -> None:
+        """``atten_lim_db`` as in the Enhancer (None: no limit; quietmic's own default is
+        :data:`realtime.config.DEFAULT_ATTEN_LIM_DB`)."""
         from realtime.enhancer import Enhancer, framing_at_rate
         from realtime.model import MaskModel
 
@@ -162,7 +165,8 @@ class Quietmic(Peer):
         self.model_name = model.metadata.name
 
     def describe(self) -> dict:
-        return {**super().describe(), "model": str(self.model_path), "model_name": self.model_name}
+        return {**super().describe(), "model": str(self.model_path), "model_name": self.model_name,
+                "atten_lim_db": self.enhancer.atten_lim_db}
 
     def process_block(self, block: np.ndarray) -> np.ndarray:
         return self.enhancer.process(block)
@@ -409,7 +413,8 @@ class DeepFilterNet3(Peer):
         return out
 
 
-SYSTEMS = ("noisy", "quietmic-int8", "quietmic-float32", "rnnoise", "webrtc-ns", "dtln", "gtcrn", "deepfilternet3")
+SYSTEMS = ("noisy", "quietmic-int8", "quietmic-float32", "quietmic-int8-nolimit", "rnnoise", "webrtc-ns", "dtln", "gtcrn",
+           "deepfilternet3")
 """Every system the benchmark knows, in table order."""
 
 PEER_FACTORIES: dict[str, Callable[[], Peer]] = {
@@ -424,7 +429,11 @@ PEER_FACTORIES: dict[str, Callable[[], Peer]] = {
 DEFAULT_MODELS = {
     "quietmic-int8": DEFAULT_MODEL_PATH,
     "quietmic-float32": DEFAULT_MODEL_PATH.with_name("default-float32.tflite"),
+    "quietmic-int8-nolimit": DEFAULT_MODEL_PATH,
 }
+"""quietmic's systems and their model files; ``-nolimit`` runs without the default attenuation limit."""
+
+NO_LIMIT_SUFFIX = "-nolimit"
 
 
 def make_peer(name: str, models: dict[str, str | Path | None] | None = None) -> Peer:
@@ -433,8 +442,9 @@ def make_peer(name: str, models: dict[str, str | Path | None] | None = None) -> 
     Raises :class:`PeerUnavailable` when its package or model is missing.
     """
     if name in DEFAULT_MODELS:
-        path = (models or {}).get(name) or DEFAULT_MODELS[name]
-        return Quietmic(path, name=name)
+        base = name.removesuffix(NO_LIMIT_SUFFIX)
+        path = (models or {}).get(base) or DEFAULT_MODELS[base]
+        return Quietmic(path, name=name, atten_lim_db=None if name.endswith(NO_LIMIT_SUFFIX) else DEFAULT_ATTEN_LIM_DB)
     try:
         return PEER_FACTORIES[name]()
     except KeyError:

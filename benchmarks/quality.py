@@ -329,7 +329,7 @@ def make_notes(rows: list[dict], summary: dict, info: dict, systems: Sequence[st
                      "high-pass filter (WebRTC's APM and RNNoise both have one), not a delay. A nonzero 1-4 kHz lag "
                      "appears only where a system removed most of the speech (very low SI-SDR), so the "
                      "cross-correlation has no clear peak.")
-    for name in ("quietmic-int8", "quietmic-float32"):
+    for name in peers.DEFAULT_MODELS:
         if name in info and "random" in str(info[name].get("model_name", "")).lower():
             notes.append(f"{name} ran a random (untrained) reference model: its scores are placeholders")
     return notes
@@ -383,9 +383,11 @@ def write_markdown(result: dict, path: Path) -> None:
         f"RTF measured alone on one pinned core over {s['rtf_seconds']:g} s of the first set's noisy audio "
         f"(fastest of {RTF_REPEATS})",
     ]
-    for name in ("quietmic-int8", "quietmic-float32"):
+    for name in peers.DEFAULT_MODELS:
         if name in info:
-            lines.append(f"- **{name} model:** `{info[name]['model']}` (metadata name `{info[name]['model_name']}`)")
+            limit = info[name].get("atten_lim_db")
+            lines.append(f"- **{name} model:** `{info[name]['model']}` (metadata name `{info[name]['model_name']}`), "
+                         f"attenuation limit {'none' if limit is None else f'{limit:g} dB'}")
     if result["skipped_systems"]:
         lines.append("- **Systems skipped:** " + "; ".join(f"{k}: {v}" for k, v in result["skipped_systems"].items()))
     if result["skipped_sets"]:

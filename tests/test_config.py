@@ -235,5 +235,5 @@ def test_built_in_defaults_are_valid_and_safe() -> None:
     for field in fields(Settings):
         value = getattr(defaults, field.name)
         assert validate_value(field.name, value, "defaults") == value, field.name
-    # Safe: denoising on with no attenuation limit, first channel, the installed model, info logging.
-    assert defaults == Settings(model=None, input_channel=0, atten_lim_db=None, bypass=False, log_level="info")
+    # Safe: denoising on with the validated attenuation limit, first channel, the installed model, info logging.
+    assert defaults == Settings(model=None, input_channel=0, atten_lim_db=30.0, bypass=False, log_level="info")

@@ -26,6 +26,7 @@ from scipy.io import wavfile
 from realtime import audio_file, file_mode
 from realtime.audio_file import AtomicWavWriter, WavFormat, WavReader, read_wav
 from realtime.cli import main
+from realtime.config import DEFAULT_ATTEN_LIM_DB
 from realtime.enhancer import Enhancer
 from realtime.errors import AudioFileError
 from realtime.file_mode import enhance_signal
@@ -426,7 +427,7 @@ def test_nan_and_inf_samples_are_silenced(capsys, random_model: Path, tmp_path: 
     _, out_bad = wavfile.read(tmp_path / "bad_out.wav")
     assert np.isfinite(out_bad).all()
     for channel in range(bad.shape[1]):
-        enhancer = Enhancer(MaskModel(random_model), RATE)
+        enhancer = Enhancer(MaskModel(random_model), RATE, atten_lim_db=DEFAULT_ATTEN_LIM_DB)  # the CLI's default
         live = enhance_signal(enhancer, bad[:, channel], enhancer.hop_length)
         np.testing.assert_array_equal(out_bad[:, channel], live)
 

@@ -31,6 +31,7 @@ from benchmarks.pipewire_server import PipeWireServer
 from benchmarks.pulse_probe import lag_and_correlation, play_and_record, windowed_correlations
 from benchmarks.pulse_server import BUILTIN_MIC_SOURCE, MIC_SINK, MIC_SOURCE, PulseServer
 from benchmarks.virtual_mic import Quietmic
+from realtime.config import DEFAULT_ATTEN_LIM_DB
 from realtime.enhancer import Enhancer
 from realtime.file_mode import enhance_signal
 from realtime.pulse_stream import PLAYBACK_TARGET_BLOCKS
@@ -110,7 +111,7 @@ def test_virtual_microphone_carries_the_enhanced_signal(pulse: PulseServer, refe
 
     signal = noisy_speech()
     recorded = play_and_record(signal, source=SOURCE_NAME, sink=MIC_SINK)
-    expected = enhance_signal(Enhancer(model, RATE, block_size=BLOCK), signal, BLOCK)
+    expected = enhance_signal(Enhancer(model, RATE, block_size=BLOCK, atten_lim_db=DEFAULT_ATTEN_LIM_DB), signal, BLOCK)
     lag, _ = lag_and_correlation(expected, recorded, MAX_LAG)
     with_output = windowed_correlations(expected, recorded, lag, WINDOW, SLIP)
     with_input = windowed_correlations(signal, recorded, lag, WINDOW, SLIP)
