@@ -60,13 +60,14 @@ def validation_pairs(examples: int, seconds: float, seed: int = VALIDATION_SEED)
     return pairs
 
 
-def _score(task: tuple) -> list[tuple[float, float]]:
-    model, limit, pairs = task
-    system = peers.Quietmic(model, atten_lim_db=limit)
+def _score(task: tuple) -> list[list[tuple[float, float]]]:
+    """``(PESQ-WB, SI-SDR)`` of every pair, for each limit in turn (one list per limit)."""
+    model, limits, pairs = task
     scores = []
-    for noisy, clean in pairs:
-        out = system.process(noisy)
-        scores.append((metrics.pesq_wb(clean, out), metrics.si_sdr(clean, out)))
+    for limit in limits:
+        system = peers.Quietmic(model, atten_lim_db=limit)
+        scores.append([(metrics.pesq_wb(clean, out), metrics.si_sdr(clean, out))
+                       for noisy, clean in pairs for out in [system.process(noisy)]])
     return scores
 
 
@@ -100,13 +101,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     model = str(resolve_model_path(args.model))
     limits = list(dict.fromkeys([None, *args.limits]))
     pairs = validation_pairs(args.examples, args.seconds)
-    chunks = [pairs[i :: args.jobs] for i in range(args.jobs)]
-    tasks = [(model, limit, chunk) for limit in limits for chunk in chunks]
+    tasks = [(model, limits, pairs[i :: args.jobs]) for i in range(args.jobs)]  # each job's pairs travel once
     with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
         scored = pool.map(_score, tasks)
     results = []
     for index, limit in enumerate(limits):
-        scores = np.array([s for part in scored[index * args.jobs : (index + 1) * args.jobs] for s in part])
+        scores = np.array([s for part in scored for s in part[index]])
         results.append({"atten_lim_db": limit, "pesq": float(scores[:, 0].mean()), "si_sdr": float(scores[:, 1].mean())})
     best = choose(results)
     rows = [["none" if r["atten_lim_db"] is None else f"{r['atten_lim_db']:g}", f"{r['pesq']:.3f}", f"{r['si_sdr']:.2f}",
