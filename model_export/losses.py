@@ -1,8 +1,9 @@
 """Training losses for mask models, on the engine's own STFT (TensorFlow).
 
 The model's mask is spread onto the bins with the same matrix the runtime uses
-(:func:`realtime.dsp.gain_spreading_matrix`), applied to the noisy spectrum,
-and compared with the clean spectrum:
+(:func:`realtime.dsp.gain_spreading_matrix`), limited by the attenuation limit
+as the runtime limits it (if the config sets one), applied to the noisy
+spectrum, and compared with the clean spectrum:
 
 * compressed spectral loss (power-law compression ``|X| ** c``): a magnitude
   term and a complex term (real and imaginary parts of the compressed spectrum
@@ -51,6 +52,10 @@ class LossWeights:
     sisdr: float = 0.1
     """Per dB of SI-SDR."""
     compression: float = 0.3
+    atten_lim_db: float | None = None
+    """The engine's attenuation limit in dB, applied to the gains before the loss exactly as the
+    engine applies it (:func:`realtime.dsp.raise_to_floor`), so the model learns with the limit
+    it ships with (:data:`realtime.config.DEFAULT_ATTEN_LIM_DB`). ``None``: no limit."""
 
 
 class MaskLoss:
@@ -72,10 +77,12 @@ class MaskLoss:
         self.framing = framing
         self.weights = weights
         self.lookahead_frames = lookahead_frames
+        self.floor = dsp.attenuation_floor(weights.atten_lim_db)
 
     def gains(self, mask: tf.Tensor) -> tf.Tensor:
-        """Bin gains ``[B, T, F]`` from masks ``[B, T, M]``."""
-        return tf.einsum("btm,mf->btf", mask, self.spreading_t)
+        """Bin gains ``[B, T, F]`` from masks ``[B, T, M]``, with the attenuation limit applied."""
+        gains = tf.einsum("btm,mf->btf", mask, self.spreading_t)
+        return dsp.raise_to_floor(gains, self.floor) if self.floor > 0 else gains
 
     def resynthesise(self, real: tf.Tensor, imag: tf.Tensor) -> tf.Tensor:
         """Waveforms ``[B, n_frames * hop - (window - hop)]`` from spectra, as :func:`realtime.dsp.istft`."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -56,6 +57,9 @@ MASK_BIN_GAIN = "bin_gain"
 """Mask: one real gain per STFT bin of the model's framing."""
 
 MASK_TYPES = (MASK_BAND_GAIN, MASK_BIN_GAIN)
+
+GainsT = TypeVar("GainsT")
+"""Any array type with ``+`` and ``*`` (numpy arrays, TensorFlow tensors)."""
 
 _SYNTHESIS_DENOMINATOR_MIN = 1e-3
 """Smallest acceptable overlapped sum of squared windows (else no reconstruction)."""
@@ -392,3 +396,14 @@ def attenuation_floor(atten_lim_db: float | None) -> float:
     if atten_lim_db < 0 or math.isnan(atten_lim_db):
         raise ValueError(f"attenuation limit must be >= 0 dB, got {atten_lim_db}")
     return float(10.0 ** (-atten_lim_db / 20.0))
+
+
+def raise_to_floor(gains: GainsT, floor: float) -> GainsT:
+    """Gains mapped onto ``[floor, 1]``: ``floor + (1 - floor) * gains``.
+
+    How the attenuation limit (:func:`attenuation_floor`) is applied: a gain of 0
+    becomes ``floor``, a gain of 1 stays 1, and the map stays smooth in between.
+    Works on numpy arrays and on TensorFlow tensors alike, so training
+    (:mod:`model_export.losses`) limits the gains exactly as the engine does.
+    """
+    return floor + (1.0 - floor) * gains

@@ -366,6 +366,6 @@ class Enhancer:
         self.last_mask = mask
         gains = self._spread @ np.clip(mask, 0.0, self._max_gain)
         if self._floor > 0:
-            gains = self._floor + (1.0 - self._floor) * gains
+            gains = dsp.raise_to_floor(gains, self._floor)
         self.last_gains = gains
         return gains

@@ -79,3 +79,27 @@ def test_lookahead_mask_of_frame_t_applies_to_frame_t_minus_lookahead() -> None:
     # Without lookahead the unshifted ideal mask is the right one.
     causal = make_loss()(tf.constant(ideal), nr, ni, cr, ci, wave)
     assert float(causal["sisdr"]) == pytest.approx(float(right["sisdr"]), abs=0.5)
+
+
+def test_attenuation_limit_floors_the_gains_as_the_engine_does() -> None:
+    """With a 30 dB limit a zero mask leaves the noisy input 30 dB down, as the Enhancer's floor does."""
+    rng = np.random.default_rng(4)
+    noise = (0.1 * rng.standard_normal(8000)).astype(np.float32)
+    clean = np.zeros_like(noise)
+    nr, ni = spectra([noise])
+    cr, ci = spectra([clean])
+    wave = tf.constant(clean[None])
+    eye = np.eye(FRAMING.n_bins, dtype=np.float32)
+    limited = MaskLoss(eye, FRAMING, LossWeights(atten_lim_db=30.0))
+    floor = dsp.attenuation_floor(30.0)
+    zeros = tf.zeros((1, nr.shape[1], FRAMING.n_bins))
+    gains = limited.gains(zeros).numpy()
+    assert np.allclose(gains, floor) and np.allclose(limited.gains(tf.ones_like(zeros)).numpy(), 1.0)
+    # A zero mask under the limit scores as a constant floor-level mask without it.
+    unlimited = make_loss()
+    floored = limited(zeros, nr, ni, cr, ci, wave)
+    same = unlimited(tf.fill(zeros.shape, floor), nr, ni, cr, ci, wave)
+    assert float(floored["magnitude"]) == pytest.approx(float(same["magnitude"]), rel=1e-5)
+    assert float(floored["magnitude"]) > float(unlimited(zeros, nr, ni, cr, ci, wave)["magnitude"])
+    # The engine's own floor is the same map.
+    assert np.allclose(dsp.raise_to_floor(np.zeros(3), floor), floor)
