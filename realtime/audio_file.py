@@ -156,7 +156,7 @@ def _not_wav_error(path: Path, head: bytes) -> AudioFileError:
         return AudioFileError(
             f"{path} is {kind.name}, but quietmic reads only WAV files; {CONVERT_HINT.format(path=path)}"
         )
-    if "not a WAV" in kind.name:
+    if kind.other_riff:
         return AudioFileError(f"{path} is {kind.name}; quietmic enhances WAV audio files")
     return AudioFileError(f"{path} is {kind.name}, not audio; quietmic enhances WAV audio files")
 

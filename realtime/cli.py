@@ -380,8 +380,11 @@ def cmd_autostart(args: argparse.Namespace) -> int:
 def cmd_enhance(args: argparse.Namespace) -> int:
     """``quietmic enhance IN OUT``: streams the file; SIGTERM, like Ctrl-C, leaves no partial output."""
     from realtime.file_mode import enhance_file
+    from realtime.model import require_valid_model
 
     settings = _settings(args)
+    model_path = resolve_model_path(settings.model)
+    require_valid_model(model_path)  # in a child process: a damaged model must not crash this one
 
     def interrupt(signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt(signal.Signals(signum).name)
@@ -392,7 +395,7 @@ def cmd_enhance(args: argparse.Namespace) -> int:
         result = enhance_file(
             args.input,
             args.output,
-            resolve_model_path(settings.model),
+            model_path,
             atten_lim_db=settings.atten_lim_db,
             block_size=settings.block_size,
             plot_path=args.plot,

@@ -509,14 +509,22 @@ def check_model_file(path: str | Path, timeout_s: float = CHECK_TIMEOUT_S) -> Mo
     )
 
 
-def load_checked_model(path: str | Path) -> MaskModel:
-    """Load the model at ``path`` once :func:`check_model_file` has run it safely in a child process.
+def require_valid_model(path: str | Path) -> None:
+    """Raise a :class:`ModelError` unless :func:`check_model_file` finds the model at ``path`` valid.
 
-    For long-running processes (the background service, live mode): a damaged
-    file that would crash TensorFlow Lite, or a model that makes NaN masks, is a
-    :class:`ModelError` here instead of a dead process or silent output later.
+    Run before loading a model into this process: a damaged file that would
+    crash TensorFlow Lite, or a model that makes NaN masks, becomes an error
+    that says so instead of a dead process or silent output later.
     """
     check = check_model_file(path)
     if not check.valid:
         raise check.error(str(path))
+
+
+def load_checked_model(path: str | Path) -> MaskModel:
+    """Load the model at ``path`` once :func:`require_valid_model` has run it safely in a child process.
+
+    For long-running processes (the background service, live mode).
+    """
+    require_valid_model(path)
     return MaskModel(path)

@@ -35,6 +35,8 @@ class FileKind:
         name: with its article, e.g. ``"a FLAC file"``.
         audio: audio in a format other than WAV (or a WAV file).
         model: a model in a format other than TensorFlow Lite.
+        other_riff: a RIFF container of another type than WAVE (AVI, WebP...);
+            its name already says that it is not a WAV file.
         guess: what such a file usually holds when passed as a model, e.g.
             ``"a Keras .keras model or a PyTorch checkpoint?"`` (empty if nothing to add).
     """
@@ -42,6 +44,7 @@ class FileKind:
     name: str
     audio: bool = False
     model: bool = False
+    other_riff: bool = False
     guess: str = ""
 
     def describe(self) -> str:
@@ -101,7 +104,7 @@ def identify(data: bytes) -> FileKind | None:
     if data[:4] == b"RIFF":
         if data[8:12] == b"WAVE":
             return WAV
-        return FileKind(f"a RIFF file of type {data[8:12].decode('latin-1')!r}, not a WAV file")
+        return FileKind(f"a RIFF file of type {data[8:12].decode('latin-1')!r}, not a WAV file", other_riff=True)
     for magic, kind in _MAGIC:
         if data.startswith(magic):
             return kind

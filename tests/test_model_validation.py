@@ -503,8 +503,16 @@ def test_a_model_that_crashes_tensorflow_lite_is_reported(capsys: pytest.Capture
         pytest.skip("this TensorFlow Lite no longer aborts on the damaged models")
     code, _, err = run_cli(capsys, "info", "--model", str(crashed[0]))
     assert code == cli.EXIT_ERROR
-    assert err.strip() == f"quietmic: error: {crashed[0]}: TensorFlow Lite crashed (SIGABRT) loading or running this " \
+    expected = f"quietmic: error: {crashed[0]}: TensorFlow Lite crashed (SIGABRT) loading or running this " \
         "model; the file is truncated or corrupt; re-export the model with 'python -m model_export' or copy it again"
+    assert err.strip() == expected
+    # `enhance` checks the model in a child process too, before loading it here (where it would abort pytest).
+    source = tmp_path / "in.wav"
+    wavfile.write(source, 16000, np.zeros(1600, dtype=np.float32))
+    code, _, err = run_cli(capsys, "enhance", str(source), str(tmp_path / "out.wav"), "--model", str(crashed[0]))
+    assert code == cli.EXIT_ERROR
+    assert err.strip() == expected
+    assert not (tmp_path / "out.wav").exists()
 
 
 def test_wrong_size_output_is_caught_on_every_frame(crafted: Path) -> None:
