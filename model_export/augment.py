@@ -30,7 +30,8 @@ One example, in order (each step's probability is a named constant below):
    asking for the dry signal would teach it to distort speech; the late tail it
    can and should suppress. The direct path is at lag 0, so the target is
    time-aligned with the dry speech. The noise goes through a second response of
-   the same room with probability :data:`P_NOISE_REVERB`.
+   the same room with probability :data:`P_NOISE_REVERB`, and is coloured by an EQ of
+   its own with probability :data:`P_NOISE_EQ` (0 by default).
 6. Noise: a real noise clip (crop, or short clips repeated with random gaps) or,
    with probability :data:`P_GENERATED_NOISE` (always when there is no real
    noise), a generated one (:data:`GENERATED_KINDS`, babble from the speech
@@ -51,7 +52,7 @@ One example, in order (each step's probability is a named constant below):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from fractions import Fraction
 from typing import TYPE_CHECKING, Iterator, Mapping, Sequence
 
@@ -117,6 +118,12 @@ EARLY_REVERB_MS = 50.0
 P_NOISE_REVERB = 0.5
 """Given a room, probability that the noise goes through it too (another response, same RT60)."""
 
+P_NOISE_EQ = 0.0
+"""Probability of a colouring of the noise of its own (:func:`random_eq`: a loudspeaker or microphone
+the noise reached the recording through). Off in the defaults, which are what the shipped model was
+trained with and what the synthetic test set is built with; a training config's ``mix`` section
+may turn it on."""
+
 P_GENERATED_NOISE = 0.4
 """Probability of generated rather than real noise (1 when there is no real noise)."""
 
@@ -170,6 +177,7 @@ class MixConfig:
     drr_db_range: tuple[float, float] = DRR_DB_RANGE
     early_reverb_ms: float = EARLY_REVERB_MS
     p_noise_reverb: float = P_NOISE_REVERB
+    p_noise_eq: float = P_NOISE_EQ
     p_generated_noise: float = P_GENERATED_NOISE
     generated_kinds: tuple[str, ...] = GENERATED_KINDS
     p_second_noise: float = P_SECOND_NOISE
@@ -179,6 +187,27 @@ class MixConfig:
     @property
     def length(self) -> int:
         return int(round(self.seconds * self.sample_rate))
+
+
+def mix_config(overrides: Mapping[str, object] | None = None, **fixed: object) -> MixConfig:
+    """A :class:`MixConfig` with ``overrides`` (e.g. a training config's ``mix`` section; lists are
+    taken as the tuples the ranges are) and ``fixed`` settings applied to the defaults.
+
+    Raises:
+        ValueError: a setting that MixConfig does not have, or a probability outside [0, 1].
+    """
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in dict(overrides or {}).items()}
+    values.update(fixed)
+    known = {f.name for f in fields(MixConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown mixer setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    config = replace(MixConfig(), **values)
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if f.name.startswith("p_") and not 0.0 <= float(value) <= 1.0:
+            raise ValueError(f"mixer setting {f.name} is a probability, between 0 and 1 (got {value})")
+    return config
 
 
 @dataclass
@@ -243,6 +272,20 @@ def eq_gain_db(freqs: np.ndarray, tilt_db_per_octave: float, peaks: Sequence[tup
     for centre, peak_db, width in peaks:
         gain += peak_db * np.exp(-0.5 * ((octaves - math.log2(centre / 1000.0)) / width) ** 2)
     return np.clip(gain, -EQ_LIMIT_DB, EQ_LIMIT_DB)
+
+
+def random_eq(rng: np.random.Generator, rate: int) -> tuple[float, list[tuple[float, float, float]]]:
+    """A random colouring for :func:`apply_eq`: a tilt in :data:`TILT_DB_PER_OCTAVE` and up to two
+    peaks or dips (centre Hz log-uniform in :data:`EQ_PEAK_HZ` below 0.45 x ``rate``, gain dB in
+    :data:`EQ_PEAK_DB`, width octaves in :data:`EQ_PEAK_OCTAVES`)."""
+    tilt = float(rng.uniform(*TILT_DB_PER_OCTAVE))
+    top_hz = min(EQ_PEAK_HZ[1], 0.45 * rate)
+    peaks = [
+        (float(math.exp(rng.uniform(math.log(EQ_PEAK_HZ[0]), math.log(top_hz)))),
+         float(rng.uniform(*EQ_PEAK_DB)), float(rng.uniform(*EQ_PEAK_OCTAVES)))
+        for _ in range(int(rng.integers(0, 3)))
+    ]
+    return tilt, peaks
 
 
 def apply_eq(x: np.ndarray, rate: int, tilt_db_per_octave: float, peaks: Sequence[tuple[float, float, float]]) -> np.ndarray:
@@ -465,12 +508,7 @@ class Mixer:
                 dry = np.pad(dry, (0, need - len(dry)))
             dry = dry[:need]
             if rng.random() < cfg.p_eq:
-                tilt = float(rng.uniform(*TILT_DB_PER_OCTAVE))
-                peaks = [
-                    (float(math.exp(rng.uniform(math.log(EQ_PEAK_HZ[0]), math.log(min(EQ_PEAK_HZ[1], 0.45 * rate))))),
-                     float(rng.uniform(*EQ_PEAK_DB)), float(rng.uniform(*EQ_PEAK_OCTAVES)))
-                    for _ in range(int(rng.integers(0, 3)))
-                ]
+                tilt, peaks = random_eq(rng, rate)
                 dry = apply_eq(dry, rate, tilt, peaks)
                 info.update(eq_tilt=round(tilt, 2), eq_peaks=len(peaks))
             if speed != 1.0:
@@ -492,6 +530,11 @@ class Mixer:
                 noise = _convolve(noise, noise_rir)
                 info["noise_reverb"] = True
             noise = noise[pre:]
+            # Guarded so that with p_noise_eq == 0 no number is drawn: the defaults' examples stay as they were.
+            if cfg.p_noise_eq > 0.0 and rng.random() < cfg.p_noise_eq:
+                tilt, peaks = random_eq(rng, rate)
+                noise = apply_eq(noise, rate, tilt, peaks)
+                info.update(noise_eq_tilt=round(tilt, 2), noise_eq_peaks=len(peaks))
             if kind == "noisy":
                 snr = float(rng.uniform(*cfg.snr_db_range))
                 noise = scale_to_snr(mic_speech, noise, snr, rate)

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from model_export.augment import mix_config
 from model_export.contract import WINDOW_MS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -92,6 +93,8 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     loss: dict[str, float] = field(default_factory=dict)
+    mix: dict[str, Any] = field(default_factory=dict)
+    """Training-mixture settings that differ from :class:`model_export.augment.MixConfig`'s defaults."""
     export: ExportConfig = field(default_factory=ExportConfig)
 
 
@@ -106,10 +109,14 @@ def load_config(path: str | Path) -> TrainConfig:
                 values[key] = sections[key](**(value or {}))
             except TypeError as exc:
                 raise SystemExit(f"{path}: section {key!r}: {exc}") from None
-        elif key in ("seed", "sample_rate", "corpus_cache", "loss"):
+        elif key in ("seed", "sample_rate", "corpus_cache", "loss", "mix"):
             values[key] = value
         else:
             raise SystemExit(f"{path}: unknown key {key!r}")
+    try:
+        mix_config(values.get("mix"))
+    except ValueError as exc:
+        raise SystemExit(f"{path}: section 'mix': {exc}") from None
     return TrainConfig(**values)
 
 
@@ -211,8 +218,9 @@ def train(config: TrainConfig, config_path: Path, command: str) -> dict[str, Any
         metadata.lookahead_frames,
     )
 
-    with BatchSource(metadata, config.corpus_cache, tc.segment_seconds, tc.batch_size, config.seed, tc.data_workers) as source, BatchSource(
-        metadata, config.corpus_cache, tc.validation_seconds, tc.batch_size, config.seed, tc.data_workers
+    with BatchSource(metadata, config.corpus_cache, tc.segment_seconds, tc.batch_size, config.seed, tc.data_workers,
+                     config.mix) as source, BatchSource(
+        metadata, config.corpus_cache, tc.validation_seconds, tc.batch_size, config.seed, tc.data_workers, config.mix
     ) as validation_source:
         log.info("making %d validation batches", tc.validation_batches)
         validation = list(validation_source.batches("val", 0, tc.validation_batches))
@@ -394,7 +402,7 @@ def export_checkpoint(config: TrainConfig, config_path: Path, command: str) -> d
                                    seed=config.seed)
     models.sequence.load_weights(checkpoint)
     with BatchSource(metadata, config.corpus_cache, tc.validation_seconds, tc.batch_size, config.seed,
-                     tc.data_workers) as validation_source:
+                     tc.data_workers, config.mix) as validation_source:
         validation = list(validation_source.batches("val", 0, tc.validation_batches))
     calibration = [f for b in validation for f in b.features][: config.export.calibration_examples]
     training_info["exported_from_checkpoint"] = command

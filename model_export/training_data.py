@@ -14,7 +14,7 @@ import multiprocessing
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
@@ -72,12 +72,13 @@ def featurize(noisy: list[np.ndarray], clean: list[np.ndarray], metadata: ModelM
 _WORKER: dict = {}
 
 
-def _init_worker(cache_dir: str | None, sample_rate: int, seconds: float, metadata_json: str) -> None:
-    from model_export.augment import MixConfig, Mixer
+def _init_worker(cache_dir: str | None, sample_rate: int, seconds: float, metadata_json: str,
+                 mix: Mapping[str, Any]) -> None:
+    from model_export.augment import Mixer, mix_config
     from model_export.corpus import load_corpus
 
     corpus = load_corpus(cache_dir, sample_rate)
-    config = MixConfig(sample_rate=sample_rate, seconds=seconds)
+    config = mix_config(mix, sample_rate=sample_rate, seconds=seconds)
     _WORKER["mixers"] = {split: Mixer.from_corpus(corpus, split, config=config) for split in ("train", "val")}
     _WORKER["metadata"] = ModelMetadata.from_json(metadata_json)
 
@@ -99,6 +100,8 @@ class BatchSource:
         batch_size: examples per batch.
         seed: run seed.
         workers: worker processes.
+        mix: :class:`model_export.augment.MixConfig` settings that differ from its defaults
+            (a training config's ``mix`` section).
     """
 
     def __init__(
@@ -109,6 +112,7 @@ class BatchSource:
         batch_size: int,
         seed: int,
         workers: int = 1,
+        mix: Mapping[str, Any] | None = None,
     ) -> None:
         self.batch_size = batch_size
         self.seed = seed
@@ -116,7 +120,8 @@ class BatchSource:
             max_workers=workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_worker,
-            initargs=(None if cache_dir is None else str(cache_dir), metadata.sample_rate, seconds, metadata.to_json()),
+            initargs=(None if cache_dir is None else str(cache_dir), metadata.sample_rate, seconds, metadata.to_json(),
+                      dict(mix or {})),
         )
 
     def batches(self, split: str, start: int, count: int) -> Iterator[Batch]:

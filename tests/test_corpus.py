@@ -477,3 +477,24 @@ def test_mixer_from_fake_corpus(tmp_path: Path) -> None:
     assert noisy.shape == clean.shape == (8, 2 * RATE)
     with pytest.raises(ValueError):
         augment.Mixer.from_corpus(c, "train", config=augment.MixConfig(sample_rate=48000))
+
+
+def test_noise_eq_colours_the_noise_before_the_snr_is_set() -> None:
+    plain = _mixer(seed=2, p_reverb=0.0, p_bandlimit=0.0, p_clean_only=0.0, p_noise_only=0.0)
+    coloured = _mixer(seed=2, p_reverb=0.0, p_bandlimit=0.0, p_clean_only=0.0, p_noise_only=0.0, p_noise_eq=1.0)
+    assert augment.MixConfig().p_noise_eq == augment.P_NOISE_EQ == 0.0
+    for _ in range(20):
+        assert "noise_eq_tilt" not in plain.example().info
+        e = coloured.example()
+        assert augment.TILT_DB_PER_OCTAVE[0] <= e.info["noise_eq_tilt"] <= augment.TILT_DB_PER_OCTAVE[1]
+        assert abs(augment.snr_db(e.clean, e.noisy - e.clean, RATE) - e.info["snr_db"]) < 0.5, e.info
+
+
+def test_mix_config_takes_a_config_section_and_refuses_what_it_does_not_know() -> None:
+    config = augment.mix_config({"p_noise_eq": 0.5, "snr_db_range": [0, 10]}, sample_rate=8000)
+    assert config.p_noise_eq == 0.5 and config.snr_db_range == (0, 10) and config.sample_rate == 8000
+    assert config.p_reverb == augment.P_REVERB
+    with pytest.raises(ValueError, match="p_noise_equ"):
+        augment.mix_config({"p_noise_equ": 0.5})
+    with pytest.raises(ValueError, match="p_reverb is a probability"):
+        augment.mix_config({"p_reverb": 1.5})

@@ -36,3 +36,13 @@ def test_unknown_keys_are_refused(tmp_path: Path) -> None:
     bad.write_text("model:\n  lookahed_frames: 1\n")
     with pytest.raises(SystemExit, match="lookahed_frames"):
         load_config(bad)
+
+
+def test_mix_section_is_checked_when_the_config_loads(tmp_path: Path) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text("mix:\n  p_noise_eq: 0.25\n")
+    assert load_config(good).mix == {"p_noise_eq": 0.25}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("mix:\n  p_noise_equ: 0.25\n")
+    with pytest.raises(SystemExit, match="p_noise_equ"):
+        load_config(bad)
