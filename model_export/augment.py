@@ -160,7 +160,8 @@ MIN_SPEECH_RMS = 1e-4
 
 @dataclass(frozen=True)
 class MixConfig:
-    """Every setting of the mixer; the defaults are the module's constants."""
+    """Every setting of the mixer; the defaults are the module's constants. Settings named ``p_*``
+    are probabilities: outside [0, 1] they are refused (ValueError)."""
 
     sample_rate: int = 16000
     seconds: float = 2.0
@@ -184,6 +185,12 @@ class MixConfig:
     p_bandlimit: float = P_BANDLIMIT
     lowpass_hz_range: tuple[float, float] = LOWPASS_HZ_RANGE
 
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name.startswith("p_") and not 0.0 <= float(value) <= 1.0:
+                raise ValueError(f"mixer setting {f.name} is a probability, between 0 and 1 (got {value})")
+
     @property
     def length(self) -> int:
         return int(round(self.seconds * self.sample_rate))
@@ -202,12 +209,7 @@ def mix_config(overrides: Mapping[str, object] | None = None, **fixed: object) -
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"unknown mixer setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    config = replace(MixConfig(), **values)
-    for f in fields(config):
-        value = getattr(config, f.name)
-        if f.name.startswith("p_") and not 0.0 <= float(value) <= 1.0:
-            raise ValueError(f"mixer setting {f.name} is a probability, between 0 and 1 (got {value})")
-    return config
+    return replace(MixConfig(), **values)  # MixConfig checks the probabilities
 
 
 @dataclass

@@ -498,3 +498,5 @@ def test_mix_config_takes_a_config_section_and_refuses_what_it_does_not_know() -
         augment.mix_config({"p_noise_equ": 0.5})
     with pytest.raises(ValueError, match="p_reverb is a probability"):
         augment.mix_config({"p_reverb": 1.5})
+    with pytest.raises(ValueError, match="p_eq is a probability"):
+        _mixer(p_eq=-0.1)  # the Mixer's own overrides are checked the same way
