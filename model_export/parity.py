@@ -37,13 +37,23 @@ class ParityTolerance:
 FLOAT32_TOLERANCE = ParityTolerance(max_abs=1e-4, mean_abs=1e-5)
 """float32 export: only float rounding differs (measured: max 2.1e-7, mean 4e-8)."""
 
-INT8_TOLERANCE = ParityTolerance(max_abs=0.08, mean_abs=0.01)
-"""int8 export, measured on the random reference (seeds 0-9, 16 and 48 kHz, default calibration).
+INT8_TOLERANCE = ParityTolerance(max_abs=0.2, mean_abs=0.01)
+"""int8 export (int8 weights), measured on the random reference and on trained models.
 
-Mean deviation 0.0020-0.0026 everywhere. Largest deviation: 0.0095-0.015 on the
-default 300-frame parity clip; over five 10 s clips (5000 frames) rare frames
-reach 0.012-0.052, since the max grows with the clip length. The bounds leave
-about 1.5x margin over the worst long-clip maximum and 4x over the mean.
+Random reference (seeds 0-9, 16 and 48 kHz): mean deviation 0.0020-0.0026; largest
+0.0095-0.015 on the default 300-frame parity clip, 0.012-0.052 over five 10 s clips
+(the max grows with the clip length).
+
+Trained 240k-parameter GRU models, on the trainer's 1604 validation frames: mean
+0.0043-0.0056, largest 0.058 (the causal default model), 0.095 (the same config, seed
+1) and 0.122 (the default config with one frame of lookahead, 2026-11-24), where
+weight quantization moves a rare gain of one bin in one frame. That model's int8 and
+float32 twins score the same on the evaluation sets (PESQ-WB 1.802 / 1.801 on SpEAR,
+1.872 / 1.872 on the synthetic set; SI-SDR within 0.02 dB), so such a peak is not a
+loss of quality; an earlier bound of 0.08, set from the random reference alone, failed
+two of four trained models after their whole training run. The max bound still
+catches a blow-up (a state that diverges moves whole frames by far more), the mean
+bound (about 2x over the trained models) a systematic error.
 """
 
 TOLERANCES = {"float32": FLOAT32_TOLERANCE, "int8": INT8_TOLERANCE, "int8-full": INT8_TOLERANCE}
