@@ -45,15 +45,16 @@ Random reference (seeds 0-9, 16 and 48 kHz): mean deviation 0.0020-0.0026; large
 (the max grows with the clip length).
 
 Trained 240k-parameter GRU models (the seven trained so far), on the trainer's 1604
-validation frames: mean 0.0030-0.0056 (the six that exported); largest 0.052, 0.057, 0.058 (the shipped
-model), 0.075, 0.078, 0.095 (the default config, seed 1) and 0.122 (the default config
-with one frame of lookahead, 2026-11-24). The last model's int8 and float32 twins
-score the same on the evaluation sets (PESQ-WB 1.802 / 1.801 on SpEAR, 1.872 / 1.872
-on the synthetic set; SI-SDR within 0.02 dB), so a peak of that size is not a loss of
-quality. An earlier bound of 0.08, set from the random reference alone, failed two of
-the seven after their whole training run. The max bound is there for blow-ups (a
-diverging state), the mean bound (about 2x over the trained models) for systematic
-error; the quality benchmark measures what quantization costs (int8 against float32).
+validation frames: mean 0.0030-0.0056 (the six that exported); largest 0.052, 0.057,
+0.058 (the shipped model), 0.075, 0.078, 0.095 (the default config, seed 1) and 0.122
+(the default config with one frame of lookahead, 2026-11-24). The last model's int8 and
+float32 twins score the same on the evaluation sets (PESQ-WB 1.802 / 1.801 on SpEAR,
+1.872 / 1.872 on the synthetic set; SI-SDR within 0.02 dB), so a peak of that size is
+not a loss of quality. An earlier bound of 0.08, set from the random reference alone,
+failed two of the seven after their whole training run. The max bound is there for
+blow-ups (a diverging state), the mean bound (about 2x over the trained models) for
+systematic error; the quality benchmark measures what quantization costs (int8 against
+float32).
 """
 
 TOLERANCES = {"float32": FLOAT32_TOLERANCE, "int8": INT8_TOLERANCE, "int8-full": INT8_TOLERANCE}
