@@ -46,7 +46,7 @@ from typing import Callable
 import numpy as np
 
 from realtime.config import DEFAULT_ATTEN_LIM_DB
-from realtime.default_model import DEFAULT_MODEL_PATH
+from realtime.default_model import BUNDLED_MODELS, DEFAULT_MODEL_PATH, MODELS_DIR
 
 RATE = 16000
 """Rate of the signals :meth:`Peer.process` takes and returns."""
@@ -413,8 +413,8 @@ class DeepFilterNet3(Peer):
         return out
 
 
-SYSTEMS = ("noisy", "quietmic-int8", "quietmic-float32", "quietmic-int8-nolimit", "rnnoise", "webrtc-ns", "dtln", "gtcrn",
-           "deepfilternet3")
+SYSTEMS = ("noisy", "quietmic-int8", "quietmic-float32", "quietmic-int8-nolimit", "quietmic-low-latency", "rnnoise",
+           "webrtc-ns", "dtln", "gtcrn", "deepfilternet3")
 """Every system the benchmark knows, in table order."""
 
 PEER_FACTORIES: dict[str, Callable[[], Peer]] = {
@@ -430,8 +430,10 @@ DEFAULT_MODELS = {
     "quietmic-int8": DEFAULT_MODEL_PATH,
     "quietmic-float32": DEFAULT_MODEL_PATH.with_name("default-float32.tflite"),
     "quietmic-int8-nolimit": DEFAULT_MODEL_PATH,
+    "quietmic-low-latency": MODELS_DIR / BUNDLED_MODELS["low-latency"],
 }
-"""quietmic's systems and their model files; ``-nolimit`` runs without the default attenuation limit."""
+"""quietmic's systems and their model files; ``-nolimit`` runs without the default attenuation limit;
+``low-latency`` is the bundled causal model (int8, ``--model low-latency``)."""
 
 NO_LIMIT_SUFFIX = "-nolimit"
 

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 from realtime import __version__
 from realtime.config import DEFAULT_CONFIG_YAML, Settings, default_config_path, load_settings
-from realtime.default_model import resolve_model_path
+from realtime.default_model import BUNDLED_MODELS, resolve_model_path
 from realtime.errors import QuietmicError
 
 log = logging.getLogger("quietmic")
@@ -23,11 +23,12 @@ EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
 EXIT_NOT_RUNNING = 3
 """``quietmic status`` when nothing runs (as ``systemctl status`` for a stopped unit)."""
+MODEL_HELP = f"model file (.tflite) or a bundled model ({', '.join(BUNDLED_MODELS)}); default: default"
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help=f"config file (default: {default_config_path()} if it exists)")
-    parser.add_argument("--model", metavar="FILE", help="model file (.tflite); default: the installed model")
+    parser.add_argument("--model", metavar="FILE", help=MODEL_HELP)
     parser.add_argument("--atten-lim-db", type=float, metavar="DB", help="most attenuation in dB (0 = none)")
     parser.add_argument("--block-size", type=int, metavar="N", help="samples per block (default: the model's hop)")
 
@@ -60,7 +61,11 @@ def _service_options(args: argparse.Namespace) -> list[str]:
     for key, flag in SERVICE_FLAGS.items():
         value = getattr(args, key, None)
         if value is not None and not (key == "backend" and value == "auto"):
-            options += [flag, str(Path(value).resolve()) if key in ("config", "model") else str(value)]
+            if key == "model":  # a bundled model's name or a path relative to here: the file itself
+                value = resolve_model_path(value).resolve()
+            elif key == "config":
+                value = Path(value).resolve()
+            options += [flag, str(value)]
     if getattr(args, "bypass", None):
         options.append("--bypass")
     return options
@@ -114,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = commands.add_parser("info", help="show a model's metadata")
     info.add_argument("--config", metavar="FILE", help="config file")
-    info.add_argument("--model", metavar="FILE", help="model file (.tflite); default: the installed model")
+    info.add_argument("--model", metavar="FILE", help=MODEL_HELP)
     info.add_argument("--json", action="store_true", help="print JSON")
 
     config = commands.add_parser("config", help="print the documented default config file")

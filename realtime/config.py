@@ -30,7 +30,9 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 DEFAULT_CONFIG_YAML = """\
 # quietmic configuration (YAML). Every key is optional; these are the defaults.
 
-# Model file (.tflite exported by model_export). null: the model installed with quietmic.
+# Model: a .tflite file exported by model_export, or a model bundled with quietmic by
+# name: default (20 ms algorithmic latency) or low-latency (causal, 10 ms).
+# null: the default model.
 model: null
 
 # Audio devices, by index or by a part of the name (see `quietmic devices`).
@@ -51,10 +53,10 @@ sample_rate: null
 block_size: null
 
 # Most attenuation applied to any frequency, in dB. null: no limit.
-# 0 passes the input through unchanged (only delayed). The default, 30, keeps
+# 0 passes the input through unchanged (only delayed). The default, 35, keeps
 # a faint trace of the noise, which spares the speech around it; it scored best
 # on validation mixtures (python -m benchmarks.attenuation).
-atten_lim_db: 30
+atten_lim_db: 35
 
 # Pass the microphone through without denoising (same delay).
 bypass: false
@@ -64,7 +66,7 @@ log_level: info
 """
 
 
-DEFAULT_ATTEN_LIM_DB = 30.0
+DEFAULT_ATTEN_LIM_DB = 35.0
 """Default attenuation limit, in dB: the best PESQ-WB on the corpus's validation mixtures for the
 default model at no cost in SI-SDR (``python -m benchmarks.attenuation``, ``benchmarks/results/attenuation.json``)."""
 

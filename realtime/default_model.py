@@ -1,4 +1,4 @@
-"""Where quietmic finds its model when none is given."""
+"""Where quietmic finds its model: a file, one of the models bundled with the package, or the default."""
 
 from __future__ import annotations
 
@@ -6,8 +6,19 @@ from pathlib import Path
 
 from realtime.errors import ModelError
 
-DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "models" / "default.tflite"
-"""The model installed with the package (shipped inside the wheel)."""
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+"""Where the bundled models are installed (inside the wheel)."""
+
+DEFAULT_MODEL_PATH = MODELS_DIR / "default.tflite"
+"""The model used when none is given."""
+
+BUNDLED_MODELS = {
+    "default": "default.tflite",
+    "low-latency": "low-latency.tflite",
+}
+"""Bundled models by the name ``--model`` (and ``model:`` in the config) accepts instead of a path:
+``default`` (20 ms algorithmic latency, one 10 ms frame of lookahead) and ``low-latency``
+(causal, 10 ms). How each was trained and how they compare: the README."""
 
 NO_DEFAULT_MODEL_HELP = (
     "no default model is installed with this quietmic; make one with "
@@ -18,9 +29,21 @@ NO_DEFAULT_MODEL_HELP = (
 
 
 def resolve_model_path(path: str | Path | None) -> Path:
-    """The model file to use: ``path`` if given, else the installed default."""
-    if path is not None:
-        return Path(path).expanduser()
-    if not DEFAULT_MODEL_PATH.is_file():
-        raise ModelError(NO_DEFAULT_MODEL_HELP)
-    return DEFAULT_MODEL_PATH
+    """The model file to use.
+
+    ``None`` is the installed default; the name of a bundled model (:data:`BUNDLED_MODELS`)
+    is its file, unless a file of that name exists in the working directory (a path always
+    wins); anything else is a path.
+    """
+    if path is None:
+        if not DEFAULT_MODEL_PATH.is_file():
+            raise ModelError(NO_DEFAULT_MODEL_HELP)
+        return DEFAULT_MODEL_PATH
+    name = str(path)
+    if name in BUNDLED_MODELS and not Path(name).exists():
+        bundled = MODELS_DIR / BUNDLED_MODELS[name]
+        if not bundled.is_file():
+            raise ModelError(f"the bundled model {name!r} is not installed with this quietmic ({bundled} is missing); "
+                             "reinstall quietmic or pass a .tflite file with --model")
+        return bundled
+    return Path(path).expanduser()

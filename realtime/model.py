@@ -36,6 +36,7 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 from realtime.dsp import POWER_FLOOR
+from realtime.default_model import BUNDLED_MODELS
 from realtime.errors import ModelError
 from realtime.metadata import CONVERT_HINT, CORRUPT_HINT, REEXPORT_HINT, ModelMetadata, load_metadata
 
@@ -99,7 +100,8 @@ def read_model_bytes(path: str | Path) -> ModelBytes:
     try:
         if not model_path.exists():
             raise ModelError(
-                f"model file {model_path} does not exist; check the path or pass --model (or set 'model:' in the config)"
+                f"model file {model_path} does not exist; check the path, or pass --model with a .tflite file or "
+                f"a bundled model ({', '.join(BUNDLED_MODELS)}), or set 'model:' in the config"
             )
         if model_path.is_dir():
             raise _directory_error(model_path)

@@ -236,4 +236,4 @@ def test_built_in_defaults_are_valid_and_safe() -> None:
         value = getattr(defaults, field.name)
         assert validate_value(field.name, value, "defaults") == value, field.name
     # Safe: denoising on with the validated attenuation limit, first channel, the installed model, info logging.
-    assert defaults == Settings(model=None, input_channel=0, atten_lim_db=30.0, bypass=False, log_level="info")
+    assert defaults == Settings(model=None, input_channel=0, atten_lim_db=35.0, bypass=False, log_level="info")

@@ -25,10 +25,15 @@ def test_config_loads_and_builds_valid_metadata(path: Path) -> None:
     assert 1000 * metadata.algorithmic_latency_samples / metadata.sample_rate <= 20  # issue 3's limit
 
 
-def test_only_the_default_config_installs_the_shipped_model() -> None:
+def test_only_the_bundled_models_configs_install_into_the_package() -> None:
+    from realtime.default_model import BUNDLED_MODELS
+
+    installs = {f"{name.replace('-', '_')}.yaml": f"realtime/models/{file}" for name, file in BUNDLED_MODELS.items()}
     for path in CONFIGS:
         output = load_config(path).export.output
-        assert (output == "realtime/models/default.tflite") == (path.name == "default.yaml"), path.name
+        assert output.startswith("realtime/models/") == (path.name in installs), path.name
+        if path.name in installs:
+            assert output == installs[path.name], path.name
 
 
 def test_unknown_keys_are_refused(tmp_path: Path) -> None:
