@@ -9,9 +9,6 @@ from realtime.errors import ModelError
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 """Where the bundled models are installed (inside the wheel)."""
 
-DEFAULT_MODEL_PATH = MODELS_DIR / "default.tflite"
-"""The model used when none is given."""
-
 BUNDLED_MODELS = {
     "default": "default.tflite",
     "low-latency": "low-latency.tflite",
@@ -19,6 +16,9 @@ BUNDLED_MODELS = {
 """Bundled models by the name ``--model`` (and ``model:`` in the config) accepts instead of a path:
 ``default`` (20 ms algorithmic latency, one 10 ms frame of lookahead) and ``low-latency``
 (causal, 10 ms). How each was trained and how they compare: the README."""
+
+DEFAULT_MODEL_PATH = MODELS_DIR / BUNDLED_MODELS["default"]
+"""The model used when none is given."""
 
 NO_DEFAULT_MODEL_HELP = (
     "no default model is installed with this quietmic; make one with "
