@@ -11,20 +11,25 @@ import tempfile
 import time
 from pathlib import Path
 
+from realtime.portaudio_scan import rescan
+
 log = logging.getLogger(__name__)
 
 START_TIMEOUT_SECONDS = 20.0
 PORT_WAIT_SECONDS = 5.0
-BENCHMARK_SERVER_NAME = "quietmic-bench"
-"""Server name, so a benchmark server does not clash with one already running."""
+BENCHMARK_SERVER_NAME = f"quietmic-bench-{os.getpid()}"
+"""Server name, so a benchmark server does not clash with one already running (another run's too:
+two processes sharing a server name share one server, and one's stop pulls it from under the other)."""
 
 
 def reinitialise_portaudio() -> None:
-    """Make PortAudio (if loaded) rescan host APIs, attaching to or detaching from JACK."""
-    sounddevice = sys.modules.get("sounddevice")
-    if sounddevice is not None:
-        sounddevice._terminate()
-        sounddevice._initialize()
+    """Make PortAudio (if loaded) rescan host APIs, attaching to or detaching from JACK.
+
+    Raises :class:`realtime.portaudio_scan.PortAudioOrphaned` (instead of aborting) if
+    PortAudio holds a client of a JACK server that has gone.
+    """
+    if "sounddevice" in sys.modules:
+        rescan(release_jack=True)  # the benchmark controls its servers: none goes away meanwhile
 
 
 def jack_running(server_name: str | None = None) -> bool:
@@ -72,10 +77,12 @@ class JackServer:
         self._process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
-            if jack_running(self.name):
-                break
-            if self._process.poll() is not None:
+            if self._process.poll() is not None:  # e.g. the name is taken by another server
                 raise RuntimeError(f"jackd exited: {self.messages()[-500:]}")
+            if jack_running(self.name):
+                if self._process.poll() is None:  # the server that answers is ours
+                    break
+                raise RuntimeError(f"another JACK server named {self.name} is running; stop it or pick another name")
             time.sleep(0.1)
         else:
             self.stop()

@@ -3,8 +3,13 @@
 ``start`` runs ``python -m realtime serve`` detached (its own session, no
 terminal; output appended to the log file) and waits until its control socket
 answers. The service holds a locked pid file, so a second ``start`` (or a second
-``serve``) finds it and does not start another. ``stop`` sends SIGTERM and waits
-for a clean exit (the virtual microphone removed), and only then kills.
+``serve``) finds it and does not start another. ``stop`` sends SIGTERM and returns
+only once the process has exited (the virtual microphone removed); after
+:data:`STOP_TIMEOUT_SECONDS` it kills it, and still waits for it to be gone. The
+pid file's lock is released before the interpreter and PortAudio shut down, so
+it cannot tell that the process has gone: ``stop`` watches the process itself.
+A virtual microphone left on the sound server by a process that was killed is
+removed by the next ``stop`` (and by the service when it starts).
 """
 
 from __future__ import annotations
@@ -17,14 +22,20 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from realtime import control, paths
+from realtime import control, paths, virtual_mic
 from realtime.errors import QuietmicError
 from realtime.service import running_pid
 
 START_TIMEOUT_SECONDS = 20.0
 """How long ``start`` waits for the service to answer (loading TFLite and opening the stream)."""
 STOP_TIMEOUT_SECONDS = 10.0
+"""How long ``stop`` waits for a clean exit before it kills the process."""
+KILLED_EXIT_SECONDS = 5.0
+"""How long a killed process may take to disappear (the kernel frees its memory)."""
 POLL_SECONDS = 0.1
+RESEND_SECONDS = 1.0
+"""``stop`` sends SIGTERM again this often: one that arrives while the service re-executes itself (its
+recovery from a JACK server that went away) can be lost with the old process image."""
 LOG_TAIL_CHARS = 1500
 
 
@@ -63,22 +74,77 @@ def start(options: Sequence[str]) -> dict[str, Any]:
     raise QuietmicError(f"quietmic started (pid {process.pid}) but does not answer; see {log_path}")
 
 
+def _start_time(pid: int) -> str | None:
+    """The process's start time (clock ticks since boot, from /proc), or None if it has gone or is a zombie."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
+    state, started = fields[0], fields[19]
+    return None if state in ("Z", "X") else started
+
+
+def _wait_gone(pid: int, started: str | None, seconds: float, resend: signal.Signals | None = None) -> bool:
+    """Wait up to ``seconds`` until process ``pid`` (started at ``started``) has exited; whether it has.
+
+    With ``resend``, that signal is sent again every :data:`RESEND_SECONDS` while it runs.
+    """
+    begun = time.monotonic()
+    sent = begun
+    while True:
+        now = _start_time(pid)
+        if now is None or now != started:  # gone, a zombie, or the pid is another process's now
+            return True
+        clock = time.monotonic()
+        if clock - begun >= seconds:
+            return False
+        if resend is not None and clock - sent >= RESEND_SECONDS:
+            try:
+                os.kill(pid, resend)
+            except ProcessLookupError:
+                return True
+            sent = clock
+        time.sleep(POLL_SECONDS)
+
+
 def stop() -> int | None:
-    """Stop the service cleanly (SIGTERM); returns its pid, or None if none was running."""
+    """Stop the service (SIGTERM) and wait until its process has exited; its pid, or None if none ran.
+
+    A process that does not exit within :data:`STOP_TIMEOUT_SECONDS` is killed
+    (and waited for too). With no service running, a virtual microphone left by
+    a killed one is removed.
+    """
     pid = running_pid(paths.pid_file())
     if pid is None:
+        remove_stale_virtual_mic()
         return None
+    started = _start_time(pid)
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         return None
-    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if running_pid(paths.pid_file()) != pid:
-            return pid
-        time.sleep(POLL_SECONDS)
-    os.kill(pid, signal.SIGKILL)
+    if _wait_gone(pid, started, STOP_TIMEOUT_SECONDS, resend=signal.SIGTERM):
+        return pid
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return pid
+    _wait_gone(pid, started, KILLED_EXIT_SECONDS)
+    remove_stale_virtual_mic()
     raise QuietmicError(f"quietmic (pid {pid}) did not stop within {STOP_TIMEOUT_SECONDS:g} s and was killed")
+
+
+def stale_virtual_mic() -> bool:
+    """Whether a PulseAudio/PipeWire server holds a quietmic virtual microphone while no service runs."""
+    return running_pid(paths.pid_file()) is None and virtual_mic.pulse_available() and bool(virtual_mic.quietmic_modules())
+
+
+def remove_stale_virtual_mic() -> bool:
+    """Remove a virtual microphone left by a service that was killed; whether there was one."""
+    if not stale_virtual_mic():
+        return False
+    virtual_mic.PulseVirtualMic().remove_stale()
+    return True
 
 
 def status() -> dict[str, Any]:
@@ -91,6 +157,10 @@ def status() -> dict[str, Any]:
             return {"state": "starting or not answering", "pid": pid, "detail": str(exc)}
         if not isinstance(exc, control.NotRunning):
             return {"state": "not answering", "detail": str(exc), "log": str(paths.log_file())}
+        if stale_virtual_mic():
+            return {"state": "stopped", "log": str(paths.log_file()),
+                    "detail": "a quietmic virtual microphone left by a process that was killed is still on the "
+                              "sound server; 'quietmic stop' removes it"}
         return {"state": "stopped", "log": str(paths.log_file())}
 
 

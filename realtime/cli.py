@@ -158,7 +158,9 @@ def _setup_logging(verbose: bool, level: str = "info") -> None:
 
 
 def cmd_devices(_args: argparse.Namespace) -> int:
-    import sounddevice as sd
+    from realtime.portaudio_scan import sounddevice
+
+    sd = sounddevice()
 
     apis = sd.query_hostapis()
     devices = sd.query_devices()
@@ -180,12 +182,12 @@ def cmd_devices(_args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import sounddevice as sd
-
     from realtime.enhancer import Enhancer, framing_at_rate
     from realtime.live import LiveProcessor
     from realtime.model import load_checked_model
+    from realtime.portaudio_scan import sounddevice
 
+    sd = sounddevice()  # a JACK server that goes away while quietmic runs must not abort its exit
     settings = _settings(args)
     model = load_checked_model(resolve_model_path(settings.model))
     if settings.sample_rate is not None:
@@ -257,12 +259,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from realtime import paths
     from realtime.control import ControlServer
-    from realtime.service import CARRY_ENV, PidFile, RestartRequired, Service
+    from realtime.service import CARRY_ENV, PID_FD_ENV, PidFile, RestartRequired, Service
 
+    stop_signals = {signal.SIGINT, signal.SIGTERM}
     settings = _settings(args)
     carried = json.loads(os.environ.pop(CARRY_ENV, "null"))
-    pid_file = PidFile(paths.pid_file())
-    restart = None
+    inherited_fd = os.environ.pop(PID_FD_ENV, None)
+    pid_file = PidFile(paths.pid_file(), None if inherited_fd is None else int(inherited_fd))
+    restart, backend = None, "jack"
     try:
         service = Service(settings, backend=args.backend, carried=carried)
 
@@ -270,27 +274,32 @@ def cmd_serve(args: argparse.Namespace) -> int:
             log.info("stopping (%s)", signal.Signals(signum).name)
             service.request_stop()
 
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in stop_signals:
             signal.signal(sig, request_stop)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)  # blocked across a restart (below): delivered now
         server = ControlServer(paths.socket_path(), service.handle)
         log.info("quietmic %s serving (pid %d); control socket %s", __version__, os.getpid(), server.path)
         try:
             service.run()
         except RestartRequired as exc:
-            restart = service.carry_over()
-            log.warning("the JACK stream died (%s): restarting this process to reconnect", exc)
+            # A stop asked for meanwhile wins; one that comes during the exec waits, blocked, for the new image.
+            signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+            if not service.stopping:
+                restart, backend = service.carry_over(), exc.backend
+                log.warning("PortAudio cannot go on (%s): restarting this process to reconnect", exc)
         finally:
             server.close()
+        if restart is not None:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.environ[CARRY_ENV] = json.dumps(restart)
+            os.environ[PID_FD_ENV] = str(pid_file.keep_across_exec())  # the lock stays held throughout
+            argv = [sys.executable, "-m", "realtime", "serve", *_service_options(args)]
+            if "--backend" not in argv:
+                argv += ["--backend", backend]
+            os.execv(sys.executable, argv)
     finally:
         pid_file.release()
-    if restart is not None:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.environ[CARRY_ENV] = json.dumps(restart)
-        argv = [sys.executable, "-m", "realtime", "serve", *_service_options(args)]
-        if "--backend" not in argv:
-            argv += ["--backend", "jack"]
-        os.execv(sys.executable, argv)
     log.info("stopped")
     return 0
 
@@ -309,8 +318,14 @@ def cmd_start(args: argparse.Namespace) -> int:
 def cmd_stop(_args: argparse.Namespace) -> int:
     from realtime import background
 
+    stale = background.stale_virtual_mic()
     pid = background.stop()
-    print("quietmic was not running" if pid is None else f"quietmic stopped (pid {pid})")
+    if pid is not None:
+        print(f"quietmic stopped (pid {pid})")
+    elif stale:
+        print("quietmic was not running; removed the virtual microphone that a killed quietmic had left")
+    else:
+        print("quietmic was not running")
     return 0
 
 

@@ -51,6 +51,7 @@ import numpy as np
 
 from realtime.enhancer import Enhancer
 from realtime.errors import DeviceError
+from realtime.portaudio_scan import orphaned, sounddevice
 from realtime.ringbuffer import RingBuffer
 
 log = logging.getLogger(__name__)
@@ -174,6 +175,8 @@ class LiveProcessor:
         self._drops = 0
         self._wake_fd = -1
         self._stream: Any = None
+        self._on_jack = False
+        """The stream runs on PortAudio's JACK host API."""
         self._worker: threading.Thread | None = None
         self._stop = threading.Event()
         self._worker_error: BaseException | None = None
@@ -338,7 +341,7 @@ class LiveProcessor:
 
     def start(self) -> None:
         """Open the duplex stream and start processing."""
-        import sounddevice as sd
+        sd = sounddevice()
 
         if self.stream_factory is None:
             try:
@@ -353,6 +356,7 @@ class LiveProcessor:
                     f"({in_channels} input channels; channels count from 0)"
                 )
             devices = f"{in_info['name']} -> {out_info['name']}"
+            self._on_jack = any("JACK" in sd.query_hostapis(info["hostapi"])["name"] for info in (in_info, out_info))
         else:
             devices = f"{self.input_device or 'default'} -> {self.output_device or 'default'}"
         self._played = self._ring_offset = 0
@@ -412,7 +416,7 @@ class LiveProcessor:
     @property
     def streaming(self) -> bool:
         """Whether the stream is running and the worker has not failed."""
-        import sounddevice as sd
+        sd = sounddevice()
 
         if self._stream is None or self._stop.is_set():
             return False
@@ -423,9 +427,14 @@ class LiveProcessor:
 
     def stop(self) -> None:
         """Stop the stream and the worker; safe to call twice, and after the device has gone."""
-        import sounddevice as sd
+        sd = sounddevice()
 
         was_running = self._stream is not None or self._worker is not None
+        if self._stream is not None and self._on_jack and orphaned():
+            # PortAudio waits (up to 10 minutes) for the process callback of a JACK server that has gone to
+            # take the stream out: leave it; the process cannot re-scan anyway (realtime.portaudio_scan).
+            log.info("the JACK server has gone: leaving its stream unclosed")
+            self._stream = None
         if self._stream is not None:
             try:
                 self._stream.stop()

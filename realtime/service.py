@@ -37,6 +37,7 @@ from realtime.enhancer import Enhancer, framing_at_rate
 from realtime.errors import DeviceError, QuietmicError
 from realtime.live import LiveProcessor
 from realtime.model import load_checked_model
+from realtime.portaudio_scan import PortAudioOrphaned, rescan, sounddevice
 from realtime.pulse_stream import PulseDuplexStream
 
 log = logging.getLogger(__name__)
@@ -66,20 +67,44 @@ class AlreadyRunning(QuietmicError):
 
 
 class RestartRequired(Exception):
-    """The JACK stream died (the server went away, or dropped quietmic's client). PortAudio's JACK
-    backend hangs closing such a stream or re-initialising, so the service process restarts itself
-    (same pid, state carried over) and reconnects when the server is back."""
+    """PortAudio cannot go on in this process: the JACK stream died (the server went away, or dropped
+    quietmic's client), or PortAudio holds a client of a JACK server that has gone. PortAudio's JACK
+    backend hangs closing such a stream and aborts re-initialising (:mod:`realtime.portaudio_scan`),
+    so the service process restarts itself (same pid, state carried over) and reconnects when the
+    server is back.
+
+    Args:
+        why: what happened, for the log.
+        backend: the virtual-microphone backend the restarted process uses (``jack`` or ``none``).
+    """
+
+    def __init__(self, why: str, backend: str) -> None:
+        super().__init__(why)
+        self.backend = backend
 
 
 CARRY_ENV = "QUIETMIC_SERVICE_CARRY"
 """Environment variable that carries the service's counters across such a restart."""
+PID_FD_ENV = "QUIETMIC_PID_FD"
+"""Environment variable naming the pid file's descriptor, still locked, that such a restart inherits
+(so that no ``stop`` or ``start`` finds the service gone while it restarts)."""
 
 
 class PidFile:
-    """An exclusively locked pid file: held for the service's life, so a second one cannot start."""
+    """An exclusively locked pid file: held for the service's life, so a second one cannot start.
 
-    def __init__(self, path: Path) -> None:
+    Args:
+        path: the pid file.
+        inherited_fd: its descriptor, locked by this process before it re-executed itself (see :meth:`keep_across_exec`).
+    """
+
+    def __init__(self, path: Path, inherited_fd: int | None = None) -> None:
         self.path = path
+        if inherited_fd is not None:
+            self._fd = inherited_fd
+            os.set_inheritable(inherited_fd, False)
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # ours already: succeeds at once
+            return
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -89,6 +114,11 @@ class PidFile:
             raise AlreadyRunning(f"quietmic is already running (pid {other or '?'}); 'quietmic stop' stops it") from None
         os.ftruncate(self._fd, 0)
         os.write(self._fd, f"{os.getpid()}\n".encode())
+
+    def keep_across_exec(self) -> int:
+        """Let the locked descriptor survive ``exec`` (the lock goes with it); its number."""
+        os.set_inheritable(self._fd, True)
+        return self._fd
 
     def release(self) -> None:
         try:
@@ -191,6 +221,11 @@ class Service:
     def request_stop(self) -> None:
         self._stop.set()
 
+    @property
+    def stopping(self) -> bool:
+        """Whether a stop has been asked for."""
+        return self._stop.is_set()
+
     def handle(self, message: dict[str, Any]) -> dict[str, Any]:
         """Answer one control request (runs in the control thread)."""
         command = message.get("command")
@@ -281,7 +316,10 @@ class Service:
         """Stream until :meth:`request_stop`; never gives up on a lost device."""
         self.virtual_mic = virtual_mic.detect(self.backend_choice)
         if self.virtual_mic is not None:
-            self.virtual_mic.create()
+            try:
+                self.virtual_mic.create()
+            except PortAudioOrphaned as exc:
+                raise RestartRequired(str(exc), self._portaudio_backend()) from None
         else:
             log.info("no PulseAudio/PipeWire or JACK server: playing to the output device, no virtual microphone")
         try:
@@ -326,7 +364,7 @@ class Service:
                 self._set_state("reconnecting", why)
                 if isinstance(self.virtual_mic, virtual_mic.JackPorts):  # server gone, or it dropped our client
                     self._stream_dead = True
-                    raise RestartRequired(why)
+                    raise RestartRequired(why, self._portaudio_backend())
                 self._close_stream()
                 continue
             if self._pulse() and self._pulse_check_due(now):
@@ -363,13 +401,17 @@ class Service:
     def _pulse(self) -> bool:
         return isinstance(self.virtual_mic, virtual_mic.PulseVirtualMic)
 
+    def _portaudio_backend(self) -> str:
+        """The backend a restarted process keeps: JACK ports, or none (an output device through PortAudio)."""
+        return "jack" if isinstance(self.virtual_mic, virtual_mic.JackPorts) else "none"
+
     def _rate(self, input_device: int | str | None = None) -> int:
         """The stream rate: the setting, else 48 kHz on PulseAudio, else ``input_device``'s (default: the setting's)."""
         if self.settings.sample_rate:
             return self.settings.sample_rate
         if self._pulse():
             return PULSE_RATE
-        import sounddevice as sd
+        sd = sounddevice()
 
         device = self.settings.input_device if input_device is None else input_device
         return int(sd.query_devices(device, "input")["default_samplerate"])
@@ -399,8 +441,7 @@ class Service:
 
     def _open_stream(self) -> bool:
         """Try to open the stream once; False (and the reason in the status) if it cannot yet."""
-        import sounddevice as sd
-
+        sd = sounddevice()
         try:
             with self._lock:
                 settings, model = self.settings, self.model
@@ -417,8 +458,11 @@ class Service:
                 output_device = virtual_mic.SINK_NAME
                 factory = functools.partial(PulseDuplexStream, device=(source, virtual_mic.SINK_NAME))
             else:
-                sd._terminate()  # re-scan: a device or server may have come (back)
-                sd._initialize()
+                try:
+                    rescan()  # a device or server may have come (back)
+                except PortAudioOrphaned as exc:
+                    self._stream_dead = True
+                    raise RestartRequired(str(exc), self._portaudio_backend()) from None
                 if isinstance(self.virtual_mic, virtual_mic.JackPorts):
                     jack = virtual_mic.jack_device()
                     if jack is None:

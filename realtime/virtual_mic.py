@@ -25,6 +25,7 @@ import threading
 from dataclasses import dataclass, field
 
 from realtime.errors import DeviceError
+from realtime.portaudio_scan import name_jack_client, sounddevice
 from realtime.pulse_stream import MonitorClock
 
 log = logging.getLogger(__name__)
@@ -139,8 +140,8 @@ class ServerEvents:
             self._process = None
 
 
-def _our_modules() -> list[str]:
-    """Indices of loaded modules that belong to a quietmic virtual microphone."""
+def quietmic_modules() -> list[str]:
+    """Indices of loaded modules that belong to a quietmic virtual microphone (any process's)."""
     ids = []
     for line in _pactl("list", "short", "modules").stdout.splitlines():
         parts = line.split("\t")
@@ -200,7 +201,7 @@ class PulseVirtualMic:
 
     def remove_stale(self) -> None:
         """Unload quietmic modules left by a process that did not stop cleanly."""
-        for module in reversed(_our_modules()):
+        for module in reversed(quietmic_modules()):
             log.info("removing a stale quietmic module %s", module)
             _pactl("unload-module", module)
 
@@ -219,12 +220,12 @@ class JackPorts:
     kind = "jack"
 
     def create(self) -> None:
-        """Name quietmic's JACK client; PortAudio re-initialises to use the name."""
-        import sounddevice as sd
+        """Name quietmic's JACK client (PortAudio re-initialises to use the name if it has initialised already).
 
-        if set_jack_client_name(SOURCE_NAME):
-            sd._terminate()
-            sd._initialize()
+        Raises :class:`~realtime.portaudio_scan.PortAudioOrphaned` if PortAudio cannot re-initialise in this process.
+        """
+        if not name_jack_client(SOURCE_NAME):
+            log.warning("this PortAudio cannot name its JACK client: the ports are PortAudio's")
 
     def remove(self) -> None:
         pass
@@ -241,7 +242,7 @@ class JackPorts:
 
 def jack_device() -> int | None:
     """PortAudio's JACK device (index), or None when PortAudio reaches no JACK server."""
-    import sounddevice as sd
+    sd = sounddevice()
 
     for api in sd.query_hostapis():
         if "JACK" in api["name"] and api["devices"]:
@@ -252,27 +253,6 @@ def jack_device() -> int | None:
 def jack_available() -> bool:
     """Whether PortAudio reaches a JACK server."""
     return jack_device() is not None
-
-
-def set_jack_client_name(name: str) -> bool:
-    """Name PortAudio's JACK client (before PortAudio initialises); False if this PortAudio cannot."""
-    import ctypes
-
-    import sounddevice as sd
-
-    try:
-        library = ctypes.CDLL(sd._libname)
-        set_name = library.PaJack_SetClientName
-    except (OSError, AttributeError):
-        return False
-    set_name.argtypes = [ctypes.c_char_p]
-    # PortAudio keeps the pointer: keep the bytes alive for the process's life.
-    global _JACK_CLIENT_NAME
-    _JACK_CLIENT_NAME = name.encode()
-    return set_name(_JACK_CLIENT_NAME) == 0
-
-
-_JACK_CLIENT_NAME: bytes | None = None
 
 
 def detect(prefer: str = "auto") -> PulseVirtualMic | JackPorts | None:

@@ -199,3 +199,44 @@ def test_a_missing_server_is_waited_for_without_spinning(pulse: PulseServer, ref
     assert used < IDLE_CPU_LIMIT_PERCENT, f"{used:.0f} % of a core while waiting for the server"
     pulse.start()
     Quietmic({}).wait_for("running", SERVER_RESTART_LIMIT_SECONDS)
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (an exited process nobody has reaped yet)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")
+
+
+def test_stop_returns_after_the_exit_and_a_killed_process_leaves_nothing(pulse: PulseServer, reference_model) -> None:
+    model = str(reference_model("random", 16000))
+    assert quietmic("start", "--backend", "pulse", "--model", model).returncode == 0
+    pid = status()["pid"]
+    assert quietmic("stop").returncode == 0
+    assert not _running(pid), "'quietmic stop' returned while the process was still running"
+
+    # stop && start, at once: one process, one virtual microphone.
+    assert quietmic("start", "--backend", "pulse", "--model", model).returncode == 0
+    pid = status()["pid"]
+    restarted = quietmic("restart", "--backend", "pulse", "--model", model)
+    assert restarted.returncode == 0, restarted.stderr
+    assert not _running(pid)
+    pid = status()["pid"]
+    assert pulse.pactl("list", "short", "sources").count(f"\t{SOURCE_NAME}\t") == 1
+
+    # kill -9: the process cannot remove its virtual microphone; status says so and stop removes it.
+    os.kill(pid, 9)
+    deadline = time.monotonic() + 10
+    while _running(pid):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert SOURCE_NAME in pulse.pactl("list", "short", "sources")
+    after = quietmic("status")
+    assert after.returncode == 3 and "quietmic stop' removes it" in after.stdout, after.stdout
+    stopped = quietmic("stop")
+    assert stopped.returncode == 0 and "removed the virtual microphone" in stopped.stdout, stopped.stdout
+    assert SOURCE_NAME not in pulse.pactl("list", "short", "sources")
+    assert "quietmic" not in pulse.pactl("list", "short", "modules")
+    assert quietmic("stop").stdout.strip() == "quietmic was not running"
