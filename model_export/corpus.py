@@ -1,24 +1,33 @@
 """Real speech and noise for training, built from Debian packages and cached as float32 arrays.
 
-``python -m model_export.corpus build [--cache DIR] [--rate 16000]`` downloads the
+``python -m model_export.corpus build [--cache DIR] [--rate 16000] [--jobs 1]`` downloads the
 source packages with ``apt-get download`` (running ``apt-get update`` once if
 that fails), reads the wanted members straight out of each ``.deb`` (``dpkg-deb
---fsys-tarfile``), decodes them (wav/flac/ogg/opus with ``soundfile``; raw
-G.722 with ``g722``), mixes them to mono, resamples them to the corpus rate with
-``scipy.signal.resample_poly`` and stores one float32 ``.npy`` per source plus
-``manifest.json``. A source already built with the same settings is skipped, so
-the command is idempotent; ``--force`` rebuilds. ``python -m model_export.corpus
-summary`` prints the hours per source and split.
+--fsys-tarfile``) and, for games that pack their audio into archives, out of
+those archives (``queen.1c``, ``sky.dsk`` with RNC-packed speech,
+zip/``.wz``/``.pk3``; see :mod:`model_export.sources`), decodes them (wav/flac/ogg/opus/mp3 with
+``soundfile``; raw G.722 with ``g722``), mixes them to mono, resamples them to
+the corpus rate with ``scipy.signal.resample_poly`` and stores one float32
+``.npy`` per source plus ``manifest.json``. A source already built with the
+same settings is skipped, so the command is idempotent and resumable (the
+manifest is written after every source); ``--force`` rebuilds. ``python -m
+model_export.corpus summary`` prints hours, talkers, languages, noise kinds and
+packages per split (``--json`` for the full per-source summary).
 
 Cache layout (default ``$XDG_CACHE_HOME/quietmic/corpus``, else
-``~/.cache/quietmic/corpus``)::
+``~/.cache/quietmic/corpus``; about 7 GB of packages, 3.5 GB of extracted
+archives and about 5 GB of float32 audio at 16 kHz)::
 
     debs/<package>_<version>_all.deb     downloaded packages (kept: a rebuild needs no network)
+    extracted/<package>/<version>/<path> archives copied out of a package (0 A.D.'s public.zip,
+                                         queen.1c, ...) so that several sources can share them;
+                                         safe to delete
     licences/<package>.copyright         each package's Debian copyright file
     <rate>/audio/<source>.npy            every kept clip of a source, concatenated (float32 mono)
-    <rate>/manifest.json                 per source: package, version, licence, filter counts;
-                                         per clip: offset/length, split, talker, group,
-                                         level, noise floor and SNR estimates, files
+    <rate>/manifest.json                 per source: package, version, licence, split, filter
+                                         counts; per clip: offset/length, split, talker, language
+                                         (speech), noise_kind (noise), bandwidth_hz, group, level,
+                                         noise floor and SNR estimates, files
 
 Clean-speech filter
 -------------------
@@ -35,30 +44,59 @@ silence is trimmed to :data:`TRIM_PAD_SECONDS`. Noise files are only
 trimmed of digital silence. The manifest counts kept and dropped files per source
 and reason.
 
-Splits (train / val / test)
----------------------------
-Splits are assigned to talkers and to groups of files, never to random clips, by
-fixed rules, so that a rebuild gives the same assignment and the test split (used
-to build the deterministic synthetic test set) never shares a talker or a noise
-file group with train or val:
+Effective bandwidth
+-------------------
+Several sources are band-limited (11.025 kHz game audio, codecs). Every clip
+records ``bandwidth_hz``: the highest frequency at which its long-term spectrum
+(Welch, at the file's own rate) is within :data:`BANDWIDTH_DROP_DB` of its
+peak, at most half the file's rate and half the corpus rate. A mixer can
+low-pass the noise to the speech's band instead of asking the model to restore
+a top band the target never had.
 
-* ``festvox-ru`` has a single talker, so it is split by sentence number: the
-  first 80 % of the sentences (in number order) train, the next 10 % val, the
-  last 10 % test. This is the only source whose talker is in every split.
-* ``asterisk-core-sounds-*``: by talker (the sound directory). ``en_US_f_Allison``
-  and ``es_MX_f_Allison`` are the same woman and both go to train;
-  ``ru_RU_f_IvrvoiceRU`` is a held-out test talker (:data:`ASTERISK_TALKERS`).
-* ``tuxpaint-stamps-default``, ``klettres-data``, ``ktuberling-data``: one voice
-  per language, so by language, through one table shared by the three packages
-  (:data:`LANGUAGE_SPLITS`, languages reduced to their base code: ``en_GB`` ->
-  ``en``, ``sr@latin`` -> ``sr``), in case one volunteer recorded for several of
-  them. Languages not in the table are train.
-* Noise sources: files are put into groups (a music track, a sample category
-  such as ``drum`` or ``bassloops``, a sound-effect family such as ``orc-hit``
-  without its number); groups are ordered by the SHA-256 of ``source:group``, the
-  first :data:`NOISE_TEST_FRACTION` of them (at least one when there are three or
-  more groups) go to test, the next :data:`NOISE_VAL_FRACTION` to val, the rest
-  to train.
+Splits (train / val / test): whole packages
+-------------------------------------------
+Validation and test must measure generalisation, so every source *package* is
+assigned wholly to one split by the fixed table :data:`PACKAGE_SPLITS`; a
+package missing from it cannot be built. Hence no source package, and no talker
+(talkers never span packages, see below), is shared between splits. Packages that
+may hold the same person (``asterisk-core-sounds-en`` and ``-es``: Allison;
+``klettres-data`` and ``ktuberling-data``: KDE volunteers per language;
+``tuxpaint-stamps-default``) sit in the same split; talker labels carry their
+source's origin, and :meth:`Corpus.split_summary` lists any package or talker
+found in two splits under ``shared`` (empty for a consistent cache).
+
+Whole noise *kinds* are held out too: every noise clip carries a ``noise_kind``
+from :data:`NOISE_KINDS` (rules on the file path, :func:`noise_kind`), and the
+kinds in :data:`HELD_OUT_NOISE_KINDS` are dropped from the training packages,
+so the validation noise of those kinds comes only from packages that training
+never sees (test keeps them too). The test split is yet other packages.
+
+Noise kinds
+-----------
+:func:`noise_kind` lower-cases the member path (camelCase split, archive file
+names dropped) and tries the source's own ``kind_rules``, then the ordered
+:data:`NOISE_KIND_RULES` (keywords at the start of a word: ``music``, ``wind``,
+``engine``, ``crowd``, ``saw``, ``hum``, ``glass``, ``laser``, ``click``,
+``alarm``...); the first match wins, else the source's ``default_noise_kind``
+(``other``). Noise files that are clean speech (voice packs, announcers,
+spoken callouts, unit acknowledgements: :data:`NOISE_SPEECH_EXCLUDE`) are
+dropped; shouts, screams and death cries stay (``crowd_babble_tv``). Music is
+capped per source (:data:`MAX_HOURS_PER_KIND`).
+
+Talkers
+-------
+A talker label names one voice as far as the data tells: the festvox speaker,
+the Asterisk voice directory, one volunteer per language for tuxpaint
+(``tuxpaint:<lang>``) and for the KDE education packages together
+(``kde-edu:<lang>``), the character of a game's dialogue (Flight of the Amazon
+Queen: Joe, one label per dialogue group, the cut-scenes; Fish Fillets: the two
+fish and each level's characters, per dub; 0 A.D.: language and gender) and,
+for Beneath a Steel Sky, whose files do not name the speaker, blocks of line
+numbers. Where one label may name several voices or several labels one voice,
+the source's ``talker_cap`` bounds the count (Flight of the Amazon Queen: its 31
+speaking characters; Fish Fillets: 10 per dub; Beneath a Steel Sky: 5, an
+assumed lower bound of its cast). ``summary`` reports both the number of labels
+and this capped ("conservative") count, which is the one to quote.
 
 Reserved evaluation sources (:data:`RESERVED_PACKAGES` and anything under a
 ``shared/eval`` directory) are refused with :class:`ReservedSourceError` wherever
@@ -66,7 +104,7 @@ a source is configured, built or loaded.
 
 Python API: :func:`build_corpus`, :func:`load_corpus` -> :class:`Corpus`
 (``speech(split)``, ``noise(split)``, ``clips(...)``, ``weights(...)``,
-``speech_by_talker(split)``, ``summary()``).
+``speech_by_talker(split)``, ``summary()``, ``split_summary()``).
 """
 
 from __future__ import annotations
@@ -80,6 +118,7 @@ import logging
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -92,11 +131,15 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from model_export.errors import ExportError
+from model_export.sources import queen as _queen
+from model_export.sources import sky as _sky
 
 LOG = logging.getLogger("quietmic.corpus")
 
-CORPUS_FORMAT = 1
-"""Version of the cache layout and of the rules below; a change rebuilds every source."""
+CORPUS_FORMAT = 2
+"""Version of the cache layout and of the rules below; a change rebuilds every source.
+
+2: package-level splits, noise kinds, languages, effective bandwidth, archive containers."""
 
 DEFAULT_RATE = 16000
 """Sample rate of the corpus in Hz."""
@@ -170,39 +213,91 @@ NOISE_SILENCE_DB = -80.0
 CONCAT_SECONDS = 3.0
 """Sources of short words or letters are concatenated, per talker, into units of at least this length."""
 
+BANDWIDTH_DROP_DB = 60.0
+"""A clip's effective bandwidth ends where its smoothed long-term spectrum falls this far below its peak."""
+
+BANDWIDTH_SMOOTH_HZ = 250.0
+"""Width of the moving average over the long-term spectrum (dB) before the bandwidth is read off."""
+
+BANDWIDTH_FFT_SECONDS = 0.032
+"""Segment length of the Welch spectrum used for the bandwidth."""
+
+BANDWIDTH_METHOD = 2
+"""Revision of :func:`effective_bandwidth_hz` (2: the smoothing no longer pads the spectrum with 0 dB)."""
+
+BANDWIDTH_REPORT_HZ = (4000, 5600, 7000, 8000)
+"""Bandwidth classes (upper edges, Hz) in which :meth:`Corpus.split_summary` reports speech hours."""
+
 # --- splits ----------------------------------------------------------------------------------
 
-FESTVOX_SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
-"""Train/val/test fractions of festvox-ru's sentences, in sentence-number order."""
-
-ASTERISK_TALKERS = {
-    "en_US_f_Allison": ("allison", "train"),
-    "es_MX_f_Allison": ("allison", "train"),
-    "ru_RU_f_IvrvoiceRU": ("ivrvoice-ru", "test"),
+PACKAGE_SPLITS: dict[str, str] = {
+    # speech (and, for 0ad-data and fillets, their noise too)
+    "flight-of-the-amazon-queen": "train",
+    "beneath-a-steel-sky": "train",
+    "tuxpaint-stamps-default": "train",
+    "klettres-data": "train",
+    "ktuberling-data": "train",
+    "fillets-ng-data": "train",
+    "asterisk-core-sounds-en-g722": "train",
+    "asterisk-core-sounds-es-g722": "train",
+    "fillets-ng-data-nl": "val",
+    "0ad-data": "val",
+    "festvox-ru": "test",
+    "asterisk-core-sounds-ru-g722": "test",
+    "fillets-ng-data-cs": "test",
+    # noise only
+    "drascula-music": "train",
+    "asterisk-moh-opsound-g722": "train",
+    "sonic-pi-samples": "train",
+    "lmms-common": "train",
+    "wesnoth-1.16-data": "train",
+    "hedgewars-data": "train",
+    "supertuxkart-data": "train",
+    "flightgear-data-base": "train",
+    "megaglest-data": "train",
+    "redeclipse-data": "train",
+    "tuxpaint-data": "train",
+    "colobot-common-sounds": "train",
+    "tuxtype-data": "train",
+    "openclonk-data": "val",
+    "lincity-ng-data": "val",
+    "torcs-data": "test",
+    "widelands-data": "test",
+    "warzone2100-data": "test",
+    "freeorion-data": "test",
+    "ufoai-sound": "test",
+    "freedroidrpg-data": "test",
 }
-"""Asterisk sound directory -> (talker, split). Allison recorded both English and Spanish."""
+"""Source package -> split. Every clip of a package goes to its package's split; packages that
+may share a voice sit together (Allison in asterisk en/es; KDE volunteers in klettres/ktuberling).
+Training: the two English adventure games, the education packages, Allison. Validation: the
+Dutch Fish Fillets dub and 0 A.D.'s voices, with 0 A.D.'s, OpenClonk's and LinCity's sounds.
+Test: the Czech Fish Fillets dub (other actors than the Dutch one), the festvox and Asterisk
+Russian talkers, with TORCS, Widelands, Warzone 2100, FreeOrion and UFO:AI sounds."""
 
-LANGUAGE_SPLITS = {
-    "ro": "test",
-    "nl": "test",
-    "hu": "test",
-    "sl": "test",
-    "wa": "test",
-    "bg": "val",
-    "lt": "val",
-    "he": "val",
-    "sv": "val",
-    "fi": "val",
+NOISE_KINDS = (
+    "keyboard_mouse", "ui_alert", "fan_hum_appliance", "traffic_vehicle", "crowd_babble_tv", "music",
+    "kitchen_impact", "wind_rain_water", "paper_handling", "nature_animal", "machine_tool",
+    "weapon_explosion", "other",
+)
+"""The fixed vocabulary of noise kinds (``weapon_explosion``: game combat, rare at a desk)."""
+
+HELD_OUT_NOISE_KINDS: dict[str, str] = {
+    "nature_animal": "val",
+    "machine_tool": "val",
 }
-"""Language -> split for the one-voice-per-language sources (tuxpaint, klettres, ktuberling).
-Languages not listed are train."""
+"""Noise kinds held out of training -> the split whose packages must provide them. Clips of these
+kinds in training packages are dropped (``held_out_kind``), so validation measures noise kinds that
+training never saw; test keeps them as well."""
 
-NOISE_TEST_FRACTION = 0.1
-"""Fraction of a noise source's file groups held out for test."""
+MAX_HOURS_PER_KIND: dict[str, float] = {"music": 1.0}
+"""Per source, stop adding files of this noise kind (in hash order) once this many hours are kept,
+so that long music tracks do not swamp the sound effects."""
 
-NOISE_VAL_FRACTION = 0.1
-"""Fraction of a noise source's file groups held out for validation."""
-
+LANGUAGE_NAMES: dict[str, str] = {
+    "greek": "grc", "latin": "la", "persian": "peo", "napatan": "egy-nub",
+}
+"""0 A.D. voice directories -> language codes (ancient languages, as the game voices them)."""
 
 class CorpusError(ExportError):
     """The corpus cannot be built or loaded."""
@@ -322,6 +417,31 @@ def resample(x: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     return resample_poly(np.asarray(x, dtype=np.float64), to_rate // g, from_rate // g).astype(np.float32)
 
 
+def effective_bandwidth_hz(x: np.ndarray, rate: int) -> float:
+    """Effective bandwidth of ``x`` (at its own ``rate``) in Hz.
+
+    The highest frequency where the long-term power spectrum (Welch, segments of
+    :data:`BANDWIDTH_FFT_SECONDS`, smoothed over :data:`BANDWIDTH_SMOOTH_HZ`) is
+    within :data:`BANDWIDTH_DROP_DB` of its peak; at most ``rate / 2``.
+    """
+    from scipy.signal import welch
+
+    x = np.asarray(x, dtype=np.float64)
+    nyquist = rate / 2.0
+    n = max(16, int(round(BANDWIDTH_FFT_SECONDS * rate)))
+    if len(x) < n:
+        return nyquist
+    freqs, psd = welch(x, fs=rate, nperseg=n)
+    db = 10.0 * np.log10(psd + POWER_FLOOR)
+    width = max(1, int(round(BANDWIDTH_SMOOTH_HZ / (freqs[1] - freqs[0]))))
+    padded = np.pad(db, (width // 2, width - 1 - width // 2), mode="edge")  # no zero (0 dB) padding at the ends
+    smooth = np.convolve(padded, np.ones(width) / width, mode="valid")
+    above = np.flatnonzero(smooth >= smooth.max() - BANDWIDTH_DROP_DB)
+    if len(above) == 0:
+        return nyquist
+    return float(min(nyquist, freqs[above[-1]]))
+
+
 # --- decoding --------------------------------------------------------------------------------
 
 G722_RATE = 16000
@@ -349,25 +469,31 @@ def decode(name: str, data: bytes) -> tuple[np.ndarray, int]:
     return audio.mean(axis=1), int(rate)
 
 
-# --- sources and split rules -----------------------------------------------------------------
+# --- sources, labels and splits --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Label:
+    """What a file's path says about it: talker (speech) or None, file group, language (speech)."""
+
+    talker: str | None
+    group: str
+    language: str | None = None
 
 
 @dataclass(frozen=True)
 class Assignment:
-    """Where one file goes: talker (speech) or None, file group, split."""
+    """Where one file goes: talker, file group, split, language (speech), noise kind (noise)."""
 
     talker: str | None
     group: str
     split: str
+    language: str | None = None
+    noise_kind: str | None = None
 
 
-SplitRule = Callable[[str, Sequence[str]], dict[str, Assignment]]
-"""``rule(source_name, member_paths) -> {path: Assignment}``."""
-
-
-def _hash_unit(text: str) -> float:
-    """A deterministic number in [0, 1) from ``text``."""
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") / 2.0**64
+LabelRule = Callable[[str, Sequence[str]], dict[str, Label]]
+"""``rule(source_name, member_paths) -> {path: Label}``."""
 
 
 def base_language(code: str) -> str:
@@ -375,67 +501,56 @@ def base_language(code: str) -> str:
     return re.split(r"[_@\-.]", code.strip().lower())[0] or "en"
 
 
-def language_split(language: str) -> str:
-    """Split of a one-voice-per-language talker (:data:`LANGUAGE_SPLITS`, default train)."""
-    return LANGUAGE_SPLITS.get(base_language(language), "train")
+def package_split(package: str) -> str:
+    """The split of every clip of ``package`` (:data:`PACKAGE_SPLITS`)."""
+    check_not_reserved(package)
+    try:
+        return PACKAGE_SPLITS[package]
+    except KeyError:
+        raise CorpusError(
+            f"package {package!r} has no split: add it to PACKAGE_SPLITS in model_export/corpus.py "
+            "(a new package goes wholly to one split; keep packages that may share a talker together)"
+        ) from None
 
 
-def rank_split(source: str, groups: Iterable[str]) -> dict[str, str]:
-    """Groups -> split: ordered by SHA-256 of ``source:group``, the first ones test, then val.
-
-    With three or more groups at least one goes to each of test and val.
-    """
-    ordered = sorted(set(groups), key=lambda g: (hashlib.sha256(f"{source}:{g}".encode()).hexdigest(), g))
-    n = len(ordered)
-    n_test = max(1, round(NOISE_TEST_FRACTION * n)) if n >= 3 else 0
-    n_val = max(1, round(NOISE_VAL_FRACTION * n)) if n >= 3 else 0
-    out = {}
-    for i, g in enumerate(ordered):
-        out[g] = "test" if i < n_test else "val" if i < n_test + n_val else "train"
-    return out
+def _inner(path: str) -> str:
+    """The part of a member path inside its archive (``outer!inner`` -> ``inner``)."""
+    return path.rsplit(ARCHIVE_SEPARATOR, 1)[-1]
 
 
-def festvox_rule(source: str, paths: Sequence[str]) -> dict[str, Assignment]:
-    """Single talker: split by sentence number ranges (:data:`FESTVOX_SPLIT_FRACTIONS`)."""
-
-    def number(p: str) -> tuple[int, str]:
-        m = re.search(r"(\d+)\D*$", PurePosixPath(p).stem)
-        return (int(m.group(1)) if m else -1, p)
-
-    ordered = sorted(paths, key=number)
-    n = len(ordered)
-    train_end = int(round(FESTVOX_SPLIT_FRACTIONS[0] * n))
-    val_end = int(round((FESTVOX_SPLIT_FRACTIONS[0] + FESTVOX_SPLIT_FRACTIONS[1]) * n))
-    out = {}
-    for i, p in enumerate(ordered):
-        split = "train" if i < train_end else "val" if i < val_end else "test"
-        out[p] = Assignment(f"{source}:msu_ru_nsh", f"sentences-{split}", split)
-    return out
+def _words(path: str) -> str:
+    """``path`` lower-cased with camelCase split (``DirtTrack2`` -> ``dirt_track2``), for the kind rules."""
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", path).lower()
 
 
-def asterisk_rule(source: str, paths: Sequence[str]) -> dict[str, Assignment]:
-    """By talker: the directory under ``sounds/`` (:data:`ASTERISK_TALKERS`)."""
+def single_talker_rule(talker: str, language: str) -> LabelRule:
+    """Every file is ``talker`` speaking ``language``."""
+
+    def rule(source: str, paths: Sequence[str]) -> dict[str, Label]:
+        return {p: Label(f"{source}:{talker}", f"{source}:{talker}", language) for p in paths}
+
+    return rule
+
+
+def asterisk_rule(source: str, paths: Sequence[str]) -> dict[str, Label]:
+    """Talker: the voice directory under ``sounds/``; Allison recorded both English and Spanish."""
     out = {}
     for p in paths:
         parts = PurePosixPath(p).parts
         directory = parts[parts.index("sounds") + 1] if "sounds" in parts else parts[-2]
-        if directory in ASTERISK_TALKERS:
-            talker, split = ASTERISK_TALKERS[directory]
-        else:  # an unknown talker: a stable hash-based split
-            talker = directory.lower()
-            u = _hash_unit(f"asterisk:{talker}")
-            split = "train" if u < 0.8 else "val" if u < 0.9 else "test"
-        out[p] = Assignment(f"asterisk:{talker}", f"asterisk:{talker}", split)
+        voice = directory.split("_")[-1].lower()
+        talker = f"asterisk:{voice}"
+        out[p] = Label(talker, talker, base_language(directory))
     return out
 
 
-def _language_rule(language_of: Callable[[str], str]) -> SplitRule:
-    def rule(source: str, paths: Sequence[str]) -> dict[str, Assignment]:
+def _language_rule(prefix: str, language_of: Callable[[str], str]) -> LabelRule:
+    def rule(source: str, paths: Sequence[str]) -> dict[str, Label]:
         out = {}
         for p in paths:
             language = base_language(language_of(p))
-            talker = f"{source}:{language}"
-            out[p] = Assignment(talker, talker, language_split(language))
+            talker = f"{prefix}:{language}"
+            out[p] = Label(talker, talker, language)
         return out
 
     return rule
@@ -455,25 +570,79 @@ def _directory_after(anchor: str) -> Callable[[str], str]:
     return language
 
 
-def _noise_rule(group_of: Callable[[str], str]) -> SplitRule:
-    def rule(source: str, paths: Sequence[str]) -> dict[str, Assignment]:
-        groups = {p: group_of(p) for p in paths}
-        splits = rank_split(source, groups.values())
-        return {p: Assignment(None, g, splits[g]) for p, g in groups.items()}
+FILLETS_SPEAKERS = {"m": "small-fish", "v": "big-fish"}
+"""Fish Fillets speaker codes (second token of ``level-SPEAKER-line.ogg``) of the two heroes."""
+
+FILLETS_CAST_SIZE = 10
+"""Upper bound on the distinct voices of one Fish Fillets dub: the two fish appear in every level,
+the level characters (``level:code`` labels) were voiced by a small cast."""
+
+
+def fillets_rule(source: str, paths: Sequence[str]) -> dict[str, Label]:
+    """``sound/<level>/<lang>/<level>-<speaker>-<line>.ogg``: the two fish, else the level's character."""
+    out = {}
+    for p in paths:
+        parts = PurePosixPath(p).parts
+        level, language = parts[-3], parts[-2]
+        tokens = PurePosixPath(p).stem.split("-")
+        code = tokens[1] if len(tokens) > 2 else "x"
+        speaker = FILLETS_SPEAKERS.get(code, f"{level}:{code}")
+        talker = f"{source}:{speaker}"
+        out[p] = Label(talker, talker, base_language(language))
+    return out
+
+
+def fotaq_rule(source: str, paths: Sequence[str]) -> dict[str, Label]:
+    """Flight of the Amazon Queen: speaker labels from the line names (:func:`sources.queen.speaker`)."""
+    out = {}
+    for p in paths:
+        talker = f"fotaq:{_queen.speaker(PurePosixPath(_inner(p)).name)}"
+        out[p] = Label(talker, talker, "en")
+    return out
+
+
+def bass_rule(source: str, paths: Sequence[str]) -> dict[str, Label]:
+    """Beneath a Steel Sky: lines labelled by block of file numbers (:func:`sources.sky.speaker`)."""
+    out = {}
+    for p in paths:
+        talker = f"bass:{_sky.speaker(_inner(p))}"
+        out[p] = Label(talker, talker, "en")
+    return out
+
+
+WARZONE_VOICE_CAST = 2
+"""Assumed distinct voices of Warzone 2100's spoken messages (mission control and the tutorial voice)."""
+
+
+def warzone_voice_rule(source: str, paths: Sequence[str]) -> dict[str, Label]:
+    """Warzone 2100's spoken messages: ``audio/<group>/*.ogg``, one label per message group."""
+    out = {}
+    for p in paths:
+        parts = PurePosixPath(_inner(p)).parts
+        group = parts[1] if len(parts) > 2 else "misc"
+        talker = f"warzone:{group}"
+        out[p] = Label(talker, talker, "en")
+    return out
+
+
+def zero_ad_voice_rule(source: str, paths: Sequence[str]) -> dict[str, Label]:
+    """0 A.D.: ``audio/voice/<language>/civ/civ_<gender>_<order>.ogg``: one voice per language and gender."""
+    out = {}
+    for p in paths:
+        inner = PurePosixPath(_inner(p))
+        parts = inner.parts
+        language = parts[parts.index("voice") + 1] if "voice" in parts else "unknown"
+        gender = "female" if "_female_" in inner.name else "male"
+        talker = f"0ad:{language}:{gender}"
+        out[p] = Label(talker, talker, LANGUAGE_NAMES.get(language, language))
+    return out
+
+
+def _noise_rule(group_of: Callable[[str], str]) -> LabelRule:
+    def rule(source: str, paths: Sequence[str]) -> dict[str, Label]:
+        return {p: Label(None, group_of(_inner(p))) for p in paths}
 
     return rule
-
-
-def _stem(path: str) -> str:
-    return PurePosixPath(path).stem
-
-
-def _prefix(path: str) -> str:
-    return PurePosixPath(path).stem.split("_")[0]
-
-
-def _parent(path: str) -> str:
-    return PurePosixPath(path).parent.name
 
 
 def _effect_family(path: str) -> str:
@@ -481,78 +650,262 @@ def _effect_family(path: str) -> str:
     p = PurePosixPath(path)
     if p.parent.name in ("ambient", "horn-signals"):
         return f"{p.parent.name}-{p.stem}"
-    stem = re.sub(r"[-_]?\d+$", "", p.stem)
+    stem = re.sub(r"[-_]?\d+[a-z]?$", "", p.stem)
     stem = re.sub(r"-miss$", "", stem)
     return stem
 
 
-def _rules_signature() -> list:
-    """The split tables and filter settings: part of every source's fingerprint."""
-    return [
-        sorted(LANGUAGE_SPLITS.items()), sorted(ASTERISK_TALKERS.items()), FESTVOX_SPLIT_FRACTIONS,
-        NOISE_TEST_FRACTION, NOISE_VAL_FRACTION, LEVEL_PERCENTILE, FLOOR_PERCENTILE, DIGITAL_SILENCE_DB,
-        CLIP_LEVEL, CLIP_RUN, CLIP_MAX_FRACTION, CLIP_MIN_SAMPLES, ACTIVE_BELOW_LEVEL_DB, TRIM_PAD_SECONDS,
-        MIN_SPEECH_SECONDS, MIN_NOISE_SECONDS, NOISE_SILENCE_DB, CONCAT_SECONDS,
-    ]
+LABEL_RULES: dict[str, LabelRule] = {
+    "festvox": single_talker_rule("msu_ru_nsh", "ru"),
+    "asterisk": asterisk_rule,
+    "tuxpaint": _language_rule("tuxpaint", tuxpaint_language),
+    "klettres": _language_rule("kde-edu", _directory_after("klettres")),
+    "ktuberling": _language_rule("kde-edu", _directory_after("sounds")),
+    "fillets": fillets_rule,
+    "fotaq": fotaq_rule,
+    "bass": bass_rule,
+    "0ad-voice": zero_ad_voice_rule,
+    "warzone-voice": warzone_voice_rule,
+    "noise-effect": _noise_rule(_effect_family),
+    "noise-directory": _noise_rule(lambda p: PurePosixPath(p).parent.name),
+}
+"""Label rules by name (:attr:`SourceSpec.rule`)."""
+
+def _prefix_words(*words: str) -> str:
+    """A regex matching any of ``words`` at the start of a word of a :func:`_words` path."""
+    return r"(?<![a-z])(?:" + "|".join(words) + ")"
+
+
+NOISE_KIND_RULES: tuple[tuple[str, str], ...] = (
+    ("music", _prefix_words("music", "moh/", "track_?\\d", "soundtrack", "ingame_", "menu\\.ogg", "theme",
+                            "song", "tune")),
+    ("keyboard_mouse", _prefix_words("keyboard", "keypress", "keystroke", "typewriter", "typing", "mouse",
+                                     "click", "key_?\\d", "keys?(?![a-z])")),
+    ("paper_handling", _prefix_words("paper", "page", "book", "scroll", "rustl", "cloth", "fabric", "zipper",
+                                     "envelope", "card", "leaves", "leaf", "bag(?![a-z])", "sack")),
+    ("wind_rain_water", (_prefix_words("wind(?!ow)", "rain", "storm", "thunder", "water", "wave", "river",
+                                      "splash", "bubbl", "drip", "ocean", "sea(?![a-z])", "waterfall", "snow",
+                                      "weather", "underwater", "fountain", "swim", "dive", "surf", "flood",
+                                      "wet", "stream", "brook", "pour", "lava", "harbou?r", "lake",
+                                      "parkland_lake", "splosh", "extinguish", "creek"))
+     + r"|wind(?!ow)|drip|creek"),
+    ("nature_animal", (_prefix_words("bird", "dog", "cat(?![a-z])", "animal", "fauna", "cow", "sheep", "horse",
+                                    "pig(?![a-z])", "chicken", "wolf", "insect", "cricket", "frog", "forest",
+                                    "jungle", "dayscape", "night", "owl", "bee(?![a-z])", "monkey", "duck",
+                                    "goose", "lion", "elephant", "whale", "deer", "boar", "camel", "grass",
+                                    "seagull", "gull", "crow", "meow", "bark", "moo(?![a-z])", "neigh", "roar",
+                                    "growl", "goat", "bear", "fish(?!er)", "hen(?![a-z])", "rooster", "swamp",
+                                    "tropical", "temperate", "green", "eagle", "hawk", "rabbit", "mouse_squeak",
+                                    "farm", "organic_farm", "cycada", "cicada", "gryphon", "wasp"))
+     + r"|cycada|cicada"),
+    ("traffic_vehicle", (_prefix_words("engine", "car(?![a-z])", "car_", "kart", "truck", "traffic", "horn",
+                                      "tyre", "tire", "skid", "brake", "siren", "vehicle", "prop(?![a-z])",
+                                      "jet", "turbine", "heli", "plane", "aircraft", "rcplane", "train",
+                                      "rail", "ship", "boat", "motor", "nitro", "road", "tram", "bus(?![a-z])",
+                                      "accel", "gear", "exhaust", "ferrari", "porsche", "lamborghini", "viper",
+                                      "ford", "mclaren", "tank", "wheel", "dirt_track", "backfire",
+                                      "crash", "out_of_road", "hover", "flap", "stall", "rotor", "wee",
+                                      "trafic", "distant_cars", "airship", "turboprop", "cranking", "engstart",
+                                      "rumble", "squeal", "whine", "overspeed", "spaceship", "parachute"))
+     + r"|cars?(?![a-z])|trafi?c"),
+    ("crowd_babble_tv", (_prefix_words("crowd", "babble", "cheer", "applau", "market", "people", "tavern",
+                                      "chatter", "tv(?![a-z])", "radio", "laugh", "shout", "scream", "yell",
+                                      "battlecry", "pub(?![a-z])", "party", "audience", "school", "health",
+                                      "church", "sports", "stadium", "city", "town", "residential", "die",
+                                      "death", "hurt", "pain", "groan", "grunt", "cry", "sigh", "cough",
+                                      "sneeze", "kiss", "ouch", "restaurant", "commune", "shanty", "univ",
+                                      "monument", "minarett", "hell_", "hogchant", "yoohoo", "whistle"))
+     + r"|restaurant|crowd"),
+    ("machine_tool", (_prefix_words("saw", "drill", "hammer", "mine", "mining", "construct", "machine",
+                                   "factory", "forge", "anvil", "crane", "printer", "3d_printer", "robot",
+                                   "servo", "mech", "pump", "weld", "tool", "lumber", "chainsaw", "industr",
+                                   "mill", "smith", "build", "furnace", "smelt", "quarry", "pick", "chisel",
+                                   "axe", "chop", "hoe", "dig", "shovel", "steel", "coal", "oil", "refin",
+                                   "recycl", "tip", "rock_crush", "elevator", "lift", "conveyor", "press",
+                                   "blacksmith", "pottery", "raze", "pneumatic", "blowtorch", "drill"))
+     + r"|smith"),
+    ("fan_hum_appliance", _prefix_words("fan(?![a-z])", "hum(?![a-z])", "buzz", "electri", "hvac", "aircon",
+                                        "fridge", "vacuum", "dryer", "applian", "hiss", "generator",
+                                        "substation", "transformer", "power", "ventilat", "computer", "sauna",
+                                        "haunted_hum", "drone", "reactor", "windmill", "solar", "nuclear",
+                                        "heater", "ac(?![a-z])", "ambient", "amb_", "vinyl", "static",
+                                        "noise", "servers?")),
+    ("kitchen_impact", _prefix_words("impact", "hit", "knock", "door", "glass", "break", "smash", "clang",
+                                     "drop", "bang", "thud", "metal", "wood", "stone", "plate", "pan(?![a-z])",
+                                     "pot(?![a-z])", "cup", "dish", "kitchen", "step", "footstep", "fs_",
+                                     "bounce", "collide", "collision", "fall", "land", "slam", "clatter",
+                                     "bump", "thump", "crack", "squeak", "creak", "shatter", "bottle",
+                                     "cutlery", "fork", "spoon", "knife", "chest", "box", "crate", "barrel",
+                                     "jump", "gather", "debris", "collapse", "pop", "clap", "slap", "punch",
+                                     "kick", "bat(?![a-z])", "whip", "gate", "drawer", "lock", "coin", "bell")),
+    ("weapon_explosion", _prefix_words("explo", "gun", "shot", "shoot", "laser", "bullet", "blast", "bomb",
+                                       "rocket", "missile", "sword", "bow(?![a-z])", "bow_", "arrow",
+                                       "weapon", "attack", "fire", "cannon", "rifle", "pistol", "grenade",
+                                       "spear", "sling", "catapult", "ballist", "siege", "jav", "pike",
+                                       "musket", "shield", "flesh", "boom", "combat", "fighter", "torpedo",
+                                       "plasma", "phaser", "blaster", "mortar", "artiller", "kaboom", "nuke",
+                                       "ram_", "onager", "magic", "spell", "summon", "zap", "flame", "burn",
+                                       "electro", "cluster", "mine_", "uzi", "shotgun", "melee", "armor",
+                                       "club", "crossbow", "dagger", "flail", "mace", "hatchet", "fist",
+                                       "claws", "bite", "lightning", "dart", "gatling", "minigun", "damage",
+                                       "shell", "critical", "ice_beam", "swish", "net(?![a-z])", "fuse")),
+    ("ui_alert", _prefix_words("interface", "ui(?![a-z])", "alarm", "alert", "beep", "notif", "chime", "ding",
+                               "select", "menu", "gui", "warning", "gong", "bonus", "pickup", "powerup",
+                               "achiev", "victory", "defeat", "error", "success", "message", "chat", "tick",
+                               "countdown", "button", "win", "lose", "score", "level", "complete", "sonar",
+                               "pulldown", "sidepanel", "open", "close", "toggle", "confirm", "cancel",
+                               "start", "switch", "blip", "bleep", "ping", "tone", "jingle", "fanfare",
+                               "prompt", "notify", "typewriterbell", "tuxok", "return", "italic",
+                               "jumppad", "teleport", "spawn", "respawn", "pause", "denied", "invalid",
+                               "change", "list", "turn", "research", "complete", "end")),
+)
+"""Ordered ``(kind, regex)`` rules on a noise file's :func:`_words` path: the first match wins.
+Sources may put their own rules first (:attr:`SourceSpec.kind_rules`); unmatched files get the
+source's ``default_noise_kind``."""
+
+NOISE_SPEECH_EXCLUDE = _prefix_words(
+    "voice", "speech", "narrat", "dialog", "announc", "taunt", "vo(?![a-z])", "tcas", "mk-viii", "callout",
+    "talk", "ack(?![a-z])", "_desc", "countdown_voice", "commentator", "singer",
+)
+"""Noise files whose path matches are clean speech (voice lines, announcers, spoken callouts), not
+noise to remove: they are dropped from noise sources (``speech_excluded``)."""
+
+
+def noise_kind(path: str, extra_rules: Sequence[tuple[str, str]] = (), default: str = "other") -> str:
+    """The :data:`NOISE_KINDS` label of a noise file from its path (``extra_rules`` first)."""
+    *outers, inner = path.split(ARCHIVE_SEPARATOR)
+    words = _words("/".join([*(str(PurePosixPath(o).parent) for o in outers), inner]))  # archive names say nothing
+    for kind, pattern in (*extra_rules, *NOISE_KIND_RULES):
+        if re.search(pattern, words):
+            return kind
+    return default
+
+
+def _rules_signature(kind: str) -> list:
+    """The tables and settings that decide a ``kind`` source's content: part of its fingerprint.
+
+    (A source's own split is in its fingerprint too; other packages' splits are not.)
+    """
+    common = [LEVEL_PERCENTILE, FLOOR_PERCENTILE, DIGITAL_SILENCE_DB, ACTIVE_BELOW_LEVEL_DB,
+              BANDWIDTH_DROP_DB, BANDWIDTH_SMOOTH_HZ, BANDWIDTH_FFT_SECONDS, BANDWIDTH_METHOD]
+    if kind == "speech":
+        return common + [CLIP_LEVEL, CLIP_RUN, CLIP_MAX_FRACTION, CLIP_MIN_SAMPLES, TRIM_PAD_SECONDS,
+                         MIN_SPEECH_SECONDS, CONCAT_SECONDS, FILLETS_SPEAKERS, sorted(LANGUAGE_NAMES.items())]
+    return common + [sorted(HELD_OUT_NOISE_KINDS.items()), "held-out-from-train-only", NOISE_KIND_RULES, NOISE_SPEECH_EXCLUDE,
+                     sorted(MAX_HOURS_PER_KIND.items()), MIN_NOISE_SECONDS, NOISE_SILENCE_DB]
+
+
+ARCHIVE_SEPARATOR = "!"
+"""In :attr:`SourceSpec.patterns`, ``outer!inner`` names members ``inner`` of the archive ``outer``."""
 
 
 @dataclass(frozen=True)
 class SourceSpec:
-    """One corpus source: a Debian package and how to read, filter and split it."""
+    """One corpus source: a Debian package and how to read, label and filter it.
+
+    Its split is its package's (:data:`PACKAGE_SPLITS`).
+    """
 
     name: str
     package: str
     kind: str
     patterns: tuple[str, ...]
-    """Shell patterns (``*`` crosses ``/``) of the wanted members inside the package."""
+    """Shell patterns (``*`` crosses ``/``) of the wanted members inside the package; with
+    ``container``, ``outer!inner``: members ``inner`` of the archive file ``outer``."""
     rule: str
-    """Name of the split rule in :data:`SPLIT_RULES`."""
+    """Name of the label rule in :data:`LABEL_RULES`."""
     licence: str
     exclude: str | None = None
-    """Regular expression on the member's file name: matching files are skipped."""
+    """Regular expression on the member's path: matching files are skipped."""
     concat: bool = False
     """Concatenate the kept files per talker into units of :data:`CONCAT_SECONDS`."""
-    max_hours: tuple[tuple[str, float], ...] = ()
-    """Per split, stop adding files (in hash order) once this many hours are kept."""
+    max_hours: float | None = None
+    """Stop adding files (in hash order) once this many hours are kept (None: no cap)."""
     description: str = ""
+    container: str | None = None
+    """Archive reader (:data:`model_export.sources.CONTAINERS`) for ``outer!inner`` patterns."""
+    kind_rules: tuple[tuple[str, str], ...] = ()
+    """Noise kind rules tried before :data:`NOISE_KIND_RULES`."""
+    default_noise_kind: str = "other"
+    """Noise kind of files no rule matches."""
+    min_snr_db: float | None = None
+    """Speech filter threshold for this source (None: the build's ``min_snr_db``)."""
+    talker_cap: int | None = None
+    """Upper bound on the distinct voices behind this source's talker labels (None: one per label)."""
 
     def __post_init__(self) -> None:
         check_not_reserved(self.package)
         check_not_reserved(self.name)
         if self.kind not in KINDS:
             raise CorpusError(f"source {self.name}: kind must be one of {KINDS}, got {self.kind!r}")
-        if self.rule not in SPLIT_RULES:
-            raise CorpusError(f"source {self.name}: unknown split rule {self.rule!r}")
+        if self.rule not in LABEL_RULES:
+            raise CorpusError(f"source {self.name}: unknown label rule {self.rule!r}")
+        if self.container is not None:
+            from model_export.sources import CONTAINERS
+
+            if self.container not in CONTAINERS:
+                raise CorpusError(f"source {self.name}: unknown container {self.container!r}")
+            if not all(ARCHIVE_SEPARATOR in p for p in self.patterns):
+                raise CorpusError(f"source {self.name}: container patterns must read 'outer!inner'")
+        for kind in (self.default_noise_kind, *(k for k, _ in self.kind_rules)):
+            if kind not in NOISE_KINDS:
+                raise CorpusError(f"source {self.name}: unknown noise kind {kind!r}; kinds are {NOISE_KINDS}")
+
+    @property
+    def split(self) -> str:
+        """The split of every clip of this source (its package's)."""
+        return package_split(self.package)
+
+    def snr_threshold(self, min_snr_db: float) -> float:
+        """The speech filter threshold for this source given the build's default."""
+        return self.min_snr_db if self.min_snr_db is not None else min_snr_db
 
     def fingerprint(self, rate: int, min_snr_db: float) -> str:
         """Hash of everything that decides the source's cached content."""
         text = json.dumps(
-            [CORPUS_FORMAT, rate, min_snr_db if self.kind == "speech" else None, self.name, self.package,
-             self.kind, self.patterns, self.rule, self.exclude, self.concat, self.max_hours, _rules_signature()],
+            [CORPUS_FORMAT, rate, self.snr_threshold(min_snr_db) if self.kind == "speech" else None, self.name,
+             self.package, self.kind, self.patterns, self.rule, self.exclude, self.concat, self.max_hours,
+             self.container, self.kind_rules, self.default_noise_kind, self.split, _rules_signature(self.kind)],
             sort_keys=True,
         )
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-SPLIT_RULES: dict[str, SplitRule] = {
-    "festvox": festvox_rule,
-    "asterisk": asterisk_rule,
-    "tuxpaint": _language_rule(tuxpaint_language),
-    "klettres": _language_rule(_directory_after("klettres")),
-    "ktuberling": _language_rule(_directory_after("sounds")),
-    "noise-file": _noise_rule(_stem),
-    "noise-prefix": _noise_rule(_prefix),
-    "noise-directory": _noise_rule(_parent),
-    "noise-effect": _noise_rule(_effect_family),
-}
+def assign(spec: SourceSpec, paths: Sequence[str]) -> dict[str, Assignment]:
+    """Label, split and (noise) kind of each of ``paths`` of ``spec``."""
+    labels = LABEL_RULES[spec.rule](spec.name, paths)
+    split = spec.split
+    out = {}
+    for p in paths:
+        label = labels[p]
+        kind = noise_kind(p, spec.kind_rules, spec.default_noise_kind) if spec.kind == "noise" else None
+        out[p] = Assignment(label.talker, label.group, split, label.language, kind)
+    return out
+
+
+def check_split_table(sources: Sequence[SourceSpec] | None = None) -> None:
+    """Raise :class:`CorpusError` unless every source's package has a known split and the held-out
+    noise kinds name kinds and splits. (Talkers never span packages, so package-level splits keep
+    them apart; :meth:`Corpus.split_summary` reports any that a cache shares between splits.)"""
+    specs = list(SOURCES if sources is None else sources)
+    for spec in specs:
+        if spec.split not in SPLITS:
+            raise CorpusError(f"package {spec.package}: unknown split {spec.split!r}")
+    for kind, split in HELD_OUT_NOISE_KINDS.items():
+        if kind not in NOISE_KINDS or split not in SPLITS:
+            raise CorpusError(f"HELD_OUT_NOISE_KINDS: {kind!r} -> {split!r} is not a noise kind and a split")
+
 
 _VOCAL_EFFECTS = (
-    r"^(human|dwarf|elf|orc|goblin|ogre|troll|mermaid|mermen|naga|lich|ghoul|wose|yeti|zombie)-"
-    r"|^(groan|ugg|wail|chat)"
+    r"(^|/)(human|dwarf|elf|orc|goblin|ogre|troll|mermaid|mermen|naga|lich|ghoul|wose|yeti|zombie)-"
+    r"|(^|/)(groan|ugg|wail|chat)"
 )
 """Wesnoth effects that are human-like vocalisations (not noise to remove) or UI chimes."""
 
+_OGG_WAV = ("*.ogg", "*.wav")
+
 SOURCES: tuple[SourceSpec, ...] = (
+    # --- speech -----------------------------------------------------------------------------
     SourceSpec("festvox-ru", "festvox-ru", "speech", ("usr/share/festival/voices/*/wav/*.wav",),
                "festvox", "BSD-like (festvox-ru copyright)", description="studio sentences, one male talker"),
     SourceSpec("asterisk-core-sounds-en-g722", "asterisk-core-sounds-en-g722", "speech",
@@ -570,22 +923,136 @@ SOURCES: tuple[SourceSpec, ...] = (
                ("usr/share/ktuberling/sounds/*.ogg", "usr/share/ktuberling/sounds/*.wav",
                 "usr/share/ktuberling/sounds/*.opus"), "ktuberling", "GPL-2+", concat=True,
                description="single words, one voice per language"),
+    SourceSpec("flight-of-the-amazon-queen", "flight-of-the-amazon-queen", "speech",
+               ("usr/share/scummvm/flight-of-the-amazon-queen/queen.1c!*.SB",), "fotaq",
+               "Flight-of-the-Amazon-Queen-License (freeware, redistributable)", container="queen",
+               talker_cap=_queen.CAST_SIZE,
+               description="adventure game voice acting, English, MP3 11.025 kHz (~5 kHz band)"),
+    SourceSpec("beneath-a-steel-sky", "beneath-a-steel-sky", "speech",
+               ("usr/share/scummvm/beneath-a-steel-sky/sky.dsk!speech/*.wav",), "bass",
+               "Beneath-a-Steel-Sky-License (freeware, redistributable)", container="sky", talker_cap=_sky.CAST_SIZE,
+               description="adventure game CD voice acting, English, 8-bit 11.025 kHz, RNC-packed"),
+    SourceSpec("fillets-ng-data-cs", "fillets-ng-data-cs", "speech", ("usr/share/games/fillets-ng/sound/*/cs/*.ogg",),
+               "fillets", "GPL-2+", talker_cap=FILLETS_CAST_SIZE, description="Fish Fillets Czech voice acting"),
+    SourceSpec("fillets-ng-data-nl", "fillets-ng-data-nl", "speech", ("usr/share/games/fillets-ng/sound/*/nl/*.ogg",),
+               "fillets", "GPL-2+", talker_cap=FILLETS_CAST_SIZE, description="Fish Fillets Dutch voice acting"),
+    SourceSpec("0ad-data-voices", "0ad-data", "speech",
+               ("usr/share/games/0ad/mods/public/public.zip!audio/voice/*/civ/*.ogg",), "0ad-voice",
+               "CC-BY-SA-3.0 (0ad-data copyright)", container="zip", concat=True,
+               description="unit acknowledgements in four ancient languages, male and female"),
+    SourceSpec("warzone2100-data-voices", "warzone2100-data", "speech",
+               tuple(f"usr/share/games/warzone2100/base.wz!audio/{d}/*.ogg"
+                     for d in ("memressp", "tutorial", "extra", "countdown", "proxmessages")),
+               "warzone-voice", "GPL-2+ / CC-BY-SA (warzone2100-data copyright)", container="zip", concat=True,
+               talker_cap=WARZONE_VOICE_CAST,
+               description="strategy game spoken messages, English, 11.025 kHz"),
+    # --- noise ------------------------------------------------------------------------------
     SourceSpec("drascula-music", "drascula-music", "noise", ("usr/share/scummvm/drascula/audio/*.ogg",),
-               "noise-file", "Drascula-License (freeware, redistributable)",
-               max_hours=(("train", 2.0), ("val", 0.25), ("test", 0.25)), description="game music (0.8 h)"),
+               "noise-effect", "Drascula-License (freeware, redistributable)", default_noise_kind="music",
+               kind_rules=(("music", "."),), description="game music"),
     SourceSpec("asterisk-moh-opsound-g722", "asterisk-moh-opsound-g722", "noise",
-               ("usr/share/asterisk/moh/*.g722",), "noise-file", "CC-BY-SA-3.0 (opsound.org)",
-               description="music on hold"),
+               ("usr/share/asterisk/moh/*.g722",), "noise-effect", "CC-BY-SA-3.0 (opsound.org)",
+               kind_rules=(("music", "."),), description="music on hold"),
     SourceSpec("sonic-pi-samples", "sonic-pi-samples", "noise", ("usr/share/sonic-pi/samples/*.flac",),
-               "noise-prefix", "CC0 / CC-BY (sonic-pi-samples copyright)",
-               exclude=r"choir|voxy|robot|burp", description="ambient loops, percussion, effects"),
+               "noise-effect", "CC0 / CC-BY (sonic-pi-samples copyright)",
+               exclude=r"choir|voxy|robot|burp",
+               kind_rules=(("music", _prefix_words("loop", "bass", "drum", "elec", "perc", "tabla", "guit",
+                                                   "mehackit", "arovane", "bd_", "sn_", "hat", "glitch",
+                                                   "synth", "ambi_(?:choir|piano|glass|lunar|drone|swoosh)")),
+                           ("fan_hum_appliance", _prefix_words("ambi", "vinyl"))),
+               description="ambient loops, percussion, effects"),
     SourceSpec("lmms-common", "lmms-common", "noise", ("usr/share/lmms/samples/*.ogg",), "noise-directory",
                "GPL-2+ (lmms-common copyright)", exclude=r"choir|chorus|breath",
+               kind_rules=(("music", _prefix_words("drums", "basses", "beats", "instruments", "latin",
+                                                   "stringsnpads", "bassloops", "misc")),),
                description="drums, beats, instruments, effects"),
     SourceSpec("wesnoth-1.16-data", "wesnoth-1.16-data", "noise",
                ("usr/share/games/wesnoth/*/sounds/*.ogg", "usr/share/games/wesnoth/*/sounds/*.wav"),
                "noise-effect", "GPL-2+", exclude=_VOCAL_EFFECTS,
                description="sound effects: weapons, impacts, animals, fire, water, ambience"),
+    SourceSpec("hedgewars-data", "hedgewars-data", "noise",
+               tuple(f"usr/share/games/hedgewars/Data/{d}/{e}" for d in ("Sounds", "Music") for e in _OGG_WAV),
+               "noise-effect", "GPL-2 / various free (hedgewars-data copyright)", exclude=r"/voices/",
+               description="game sound effects and music (voice packs excluded: speech)"),
+    SourceSpec("supertuxkart-data", "supertuxkart-data", "noise",
+               tuple(f"usr/share/games/supertuxkart/data/{d}/{e}" for d in ("sfx", "music", "tracks")
+                     for e in _OGG_WAV),
+               "noise-effect", "GPL-3+ / CC-BY-SA (supertuxkart-data copyright)",
+               kind_rules=(("music", r"/music/|/tracks/.*(?:music|theme)"),), exclude=r"airport_pa",
+               description="karts, engines, crowd, UI and music"),
+    SourceSpec("flightgear-data-base", "flightgear-data-base", "noise",
+               tuple(f"usr/share/games/flightgear/{d}/{e}" for d in ("Sounds", "Aircraft/*/Sounds")
+                     for e in _OGG_WAV),
+               "noise-effect", "GPL-2+ (flightgear-data-base copyright)",
+               description="aircraft engines, wind, rain, thunder, cockpit"),
+    SourceSpec("megaglest-data", "megaglest-data", "noise",
+               tuple(f"usr/share/games/megaglest/{e}" for e in _OGG_WAV), "noise-effect",
+               "CC-BY-SA-3.0 (megaglest-data copyright)",
+               exclude=r"(?:^|[/_])(?:ack|select|dialog|voice)\w*\d*\.(?:wav|ogg)$|/music/",
+               kind_rules=(("nature_animal", r"/tilesets/.*(?:day|night|morning)"),),
+               description="strategy game effects and tileset ambience (unit voice replies excluded)"),
+    SourceSpec("redeclipse-data", "redeclipse-data", "noise",
+               ("usr/share/games/redeclipse/data/sounds/*.ogg", "usr/share/games/redeclipse/data/sounds/*.wav"),
+               "noise-effect", "CC-BY-SA / various free (redeclipse-data copyright)",
+               exclude=r"/(?:voice|announcer)/",
+               description="shooter effects, ambience, machines, music"),
+    SourceSpec("tuxpaint-data", "tuxpaint-data", "noise", ("usr/share/tuxpaint/sounds/*.wav",
+                                                           "usr/share/tuxpaint/sounds/*.ogg"),
+               "noise-effect", "GPL-2+", exclude=r"areyousure|youcannot",
+               default_noise_kind="ui_alert", description="drawing-program tool sounds"),
+    SourceSpec("colobot-common-sounds", "colobot-common-sounds", "noise",
+               ("usr/share/games/colobot/sounds/*.wav", "usr/share/games/colobot/music/*.ogg"), "noise-effect",
+               "GPL-3+", kind_rules=(("music", r"/music/"),),
+               description="robot-programming game effects (numbered, kind 'other') and music"),
+    SourceSpec("tuxtype-data", "tuxtype-data", "noise",
+               ("usr/share/tuxtype/sounds/*.wav", "usr/share/tuxtype/sounds/*.ogg"),
+               "noise-effect", "GPL-2+", exclude=r"excuseme", kind_rules=(("music", r"raindrops|chiptune|tuxi"),),
+               description="typing tutor effects and music"),
+    SourceSpec("fillets-ng-data-music", "fillets-ng-data", "noise",
+               ("usr/share/games/fillets-ng/music/*.ogg", "usr/share/games/fillets-ng/sound/share/*.ogg"),
+               "noise-effect", "GPL-2+", description="puzzle game music and shared effects"),
+    SourceSpec("0ad-data-music", "0ad-data", "noise",
+               ("usr/share/games/0ad/mods/public/public.zip!audio/music/*.ogg",), "noise-effect",
+               "CC-BY-SA-3.0 (0ad-data copyright)", container="zip", kind_rules=(("music", "."),),
+               description="orchestral game music"),
+    SourceSpec("0ad-data-sounds", "0ad-data", "noise",
+               tuple(f"usr/share/games/0ad/mods/public/public.zip!audio/{d}/*.ogg"
+                     for d in ("actor", "ambient", "attack", "interface", "resource")),
+               "noise-effect", "CC-BY-SA-3.0 (0ad-data copyright)", container="zip",
+               description="ambience (wind, rain, water, animals), work, impacts, interface"),
+    SourceSpec("openclonk-data", "openclonk-data", "noise", ("usr/share/games/openclonk/*.ogg",),
+               "noise-effect", "CC-BY / ISC (openclonk-data copyright)", kind_rules=(("music", "."),),
+               description="game music"),
+    SourceSpec("lincity-ng-data", "lincity-ng-data", "noise",
+               ("usr/share/games/lincity-ng/sounds/*.wav", "usr/share/games/lincity-ng/sounds/*.ogg",
+                "usr/share/games/lincity-ng/music/*.ogg"), "noise-effect", "GPL-2+",
+               description="city sounds (markets, traffic, industry, farms) and music"),
+    SourceSpec("torcs-data", "torcs-data", "noise", tuple(f"usr/share/games/torcs/data/{d}/{e}"
+                                                          for d in ("sound", "music") for e in _OGG_WAV),
+               "noise-effect", "GPL-2+ / Free Art (torcs-data copyright)",
+               kind_rules=(("music", r"/music/"), ("traffic_vehicle", r"/sound/")),
+               description="racing car engines, crashes, skids, music"),
+    SourceSpec("widelands-data", "widelands-data", "noise", tuple(f"usr/share/games/widelands/data/{d}/{e}"
+                                                                  for d in ("sound", "music") for e in _OGG_WAV),
+               "noise-effect", "GPL-2+ (widelands-data copyright)",
+               description="settler game work, animals, ambience, UI and music"),
+    SourceSpec("warzone2100-data", "warzone2100-data", "noise",
+               tuple(f"usr/share/games/warzone2100/base.wz!audio/{d}/*.ogg" for d in ("sfx", "multi", "radclick")),
+               "noise-effect", "GPL-2+ / CC-BY-SA (warzone2100-data copyright)", container="zip",
+               description="strategy game effects (the many spoken messages elsewhere in audio/ are not read)"),
+    SourceSpec("freeorion-data", "freeorion-data", "noise", ("usr/share/games/freeorion/default/data/*.ogg",
+                                                              "usr/share/games/freeorion/default/data/*.wav"),
+               "noise-effect", "GPL-2+ / CC-BY-SA-3.0 (freeorion-data copyright)",
+               kind_rules=(("music", r"artificial_intelligence|/music/"),),
+               description="space strategy UI, combat and music"),
+    SourceSpec("freedroidrpg-data", "freedroidrpg-data", "noise",
+               ("usr/share/freedroidrpg/data/sound/*.ogg", "usr/share/freedroidrpg/data/sound/*.wav"), "noise-effect",
+               "GPL-2+ (freedroidrpg-data copyright)", kind_rules=(("music", r"/music/"),),
+               description="role-playing game effects and music (bot voice samples excluded: speech)"),
+    SourceSpec("ufoai-sound", "ufoai-sound", "noise", ("usr/share/games/ufoai/base/0snd.pk3!*.ogg",
+                                                        "usr/share/games/ufoai/base/0snd.pk3!*.wav"),
+               "noise-effect", "GPL-2+ / CC (ufoai-sound copyright)", container="zip",
+               description="tactical game effects and ambience"),
 )
 """The sources :func:`build_corpus` uses by default."""
 
@@ -694,10 +1161,13 @@ def deb_version(deb: Path) -> str:
     return result.stdout.strip()
 
 
-def read_members(deb: Path, patterns: Sequence[str], extra: Sequence[str] = ()) -> dict[str, bytes]:
+def read_members(deb: Path, patterns: Sequence[str], extra: Sequence[str] = (),
+                 to_disk: Sequence[str] = (), dest: Path | None = None) -> dict[str, bytes]:
     """Bytes of the regular files in ``deb`` matching ``patterns`` or named in ``extra``.
 
-    Streams ``dpkg-deb --fsys-tarfile`` without extracting anything to disk.
+    Streams ``dpkg-deb --fsys-tarfile`` without extracting anything to disk,
+    except the members named in ``to_disk`` (large archives), which are written
+    to ``dest/<name>`` (atomically) and not returned.
     """
     proc = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
@@ -709,7 +1179,15 @@ def read_members(deb: Path, patterns: Sequence[str], extra: Sequence[str] = ()) 
                 if not member.isfile():
                     continue
                 name = member.name[2:] if member.name.startswith("./") else member.name.lstrip("/")
-                if name in extra or any(fnmatch.fnmatchcase(name, p) for p in patterns):
+                if name in to_disk and dest is not None:
+                    fh = tar.extractfile(member)
+                    if fh is not None:
+                        def write(tmp: Path, fh=fh) -> None:
+                            with open(tmp, "wb") as target:
+                                shutil.copyfileobj(fh, target, EXTRACT_CHUNK_BYTES)
+
+                        _write_atomic(dest / name, write)
+                elif name in extra or any(fnmatch.fnmatchcase(name, p) for p in patterns):
                     fh = tar.extractfile(member)
                     if fh is not None:
                         out[name] = fh.read()
@@ -719,6 +1197,51 @@ def read_members(deb: Path, patterns: Sequence[str], extra: Sequence[str] = ()) 
     if code != 0:
         raise CorpusError(f"dpkg-deb --fsys-tarfile {deb} failed: {stderr.strip()}; delete it and rebuild")
     return out
+
+
+EXTRACT_CHUNK_BYTES = 1 << 20
+"""Copy buffer when writing an archive out of a package (bytes)."""
+
+
+def read_source_members(spec: SourceSpec, deb: Path, version: str, cache_dir: Path) -> dict[str, bytes]:
+    """The wanted members of ``spec`` (and its package's copyright file, saved under ``licences/``).
+
+    Plain patterns are read straight out of the package. With a container,
+    each ``outer`` archive is first copied to ``extracted/<package>/<version>/``
+    (once; later sources of the same package reuse it) and its ``inner``
+    members are returned as ``outer!inner``.
+    """
+    copyright_name = f"usr/share/doc/{spec.package}/copyright"
+    licence_path = cache_dir / "licences" / f"{spec.package}.copyright"
+    if spec.container is None:
+        members = read_members(deb, spec.patterns, extra=(copyright_name,))
+    else:
+        from model_export.sources import COMPANIONS, CONTAINERS
+
+        dest = cache_dir / "extracted" / spec.package / version
+        by_outer: dict[str, list[str]] = {}
+        for pattern in spec.patterns:
+            outer, inner = pattern.split(ARCHIVE_SEPARATOR, 1)
+            by_outer.setdefault(outer, []).append(inner)
+        needed = [*by_outer, *(str(PurePosixPath(o).with_name(c)) for o in by_outer
+                               for c in COMPANIONS.get(spec.container, ()))]
+        missing = [o for o in needed if not (dest / o).exists()]
+        members = {}
+        if missing or not licence_path.exists():
+            LOG.info("%s: copying %s out of the package", spec.package, ", ".join(missing) or "the copyright")
+            members = read_members(deb, (), extra=(copyright_name,), to_disk=missing, dest=dest)
+        for outer, inners in sorted(by_outer.items()):
+            if not (dest / outer).exists():
+                raise CorpusError(f"{spec.package} {version} has no {outer}; check the source's patterns")
+            try:
+                found = CONTAINERS[spec.container](dest / outer, inners)
+            except ValueError as exc:
+                raise CorpusError(f"cannot read {dest / outer}: {exc}; delete it and rebuild") from exc
+            members.update({f"{outer}{ARCHIVE_SEPARATOR}{inner}": data for inner, data in found.items()})
+    if copyright_name in members:
+        licence_path.parent.mkdir(parents=True, exist_ok=True)
+        licence_path.write_bytes(members.pop(copyright_name))
+    return members
 
 
 # --- processing ------------------------------------------------------------------------------
@@ -747,8 +1270,10 @@ def _process_file(job: tuple[str, bytes, str, int, float]) -> dict:
         if len(y) < MIN_NOISE_SECONDS * rate:
             return {"name": name, "reason": "silent_or_short"}
         stats = measure(y, rate)
+    bandwidth = min(effective_bandwidth_hz(x, file_rate), rate / 2.0)
     # Speech keeps the measurements the filter decided on (the whole file at its own rate).
-    return {"name": name, "reason": "", "audio": y.astype(np.float32), "stats": stats.__dict__}
+    return {"name": name, "reason": "", "audio": y.astype(np.float32), "stats": stats.__dict__,
+            "bandwidth_hz": round(bandwidth, 1), "file_rate": int(file_rate)}
 
 
 def _map(jobs: list, workers: int) -> Iterable[dict]:
@@ -774,56 +1299,68 @@ def build_source(
 ) -> dict:
     """Build one source into ``<cache>/<rate>/audio/<name>.npy``; return its manifest entry."""
     check_not_reserved(spec.package)
+    split = spec.split
     started = time.monotonic()
+    snr_threshold = spec.snr_threshold(min_snr_db)
     deb = fetch_deb(spec.package, cache_dir / "debs")
     version = deb_version(deb)
-    copyright_name = f"usr/share/doc/{spec.package}/copyright"
-    members = read_members(deb, spec.patterns, extra=(copyright_name,))
-    if copyright_name in members:
-        licence_path = cache_dir / "licences" / f"{spec.package}.copyright"
-        licence_path.parent.mkdir(parents=True, exist_ok=True)
-        licence_path.write_bytes(members.pop(copyright_name))
+    members = read_source_members(spec, deb, version, cache_dir)
     dropped: dict[str, int] = {}
+
+    def drop(reason: str, count: int = 1) -> None:
+        dropped[reason] = dropped.get(reason, 0) + count
+
     exclude = re.compile(spec.exclude) if spec.exclude else None
     names = []
     seen_content: set[str] = set()
     for name in sorted(members):
-        if exclude and exclude.search(PurePosixPath(name).name):
-            dropped["excluded"] = dropped.get("excluded", 0) + 1
+        if exclude and exclude.search(name):
+            drop("excluded")
+            continue
+        if spec.kind == "noise" and re.search(NOISE_SPEECH_EXCLUDE, _words(name)):
+            drop("speech_excluded")
             continue
         digest = hashlib.sha1(members[name]).hexdigest()
         if digest in seen_content:
-            dropped["duplicate"] = dropped.get("duplicate", 0) + 1
+            drop("duplicate")
             continue
         seen_content.add(digest)
         names.append(name)
+    files_seen = len(members)
     if not names:
-        raise CorpusError(f"{spec.package} {version} holds no files matching {spec.patterns}")
-    assignments = SPLIT_RULES[spec.rule](spec.name, names)
-    LOG.info("%s %s: %d files to decode", spec.package, version, len(names))
+        raise CorpusError(f"{spec.package} {version} holds no usable files matching {spec.patterns}")
+    assignments = assign(spec, names)
+    held_out = [n for n in names if split == "train" and assignments[n].noise_kind in HELD_OUT_NOISE_KINDS]
+    if held_out:
+        drop("held_out_kind", len(held_out))
+        names = [n for n in names if n not in set(held_out)]
+    LOG.info("%s %s (%s): %d files to decode", spec.package, version, split, len(names))
 
-    caps = dict(spec.max_hours)
-    ordered = _ordered_for_caps(spec.name, names) if caps else names
-    jobs = [(n, members[n], spec.kind, rate, min_snr_db) for n in ordered]
+    # Caps (hours) per noise kind and for the whole source; files are decoded in hash order.
+    def cap_key(name: str) -> str:
+        return assignments[name].noise_kind or spec.kind
+
+    caps = {k: v for k, v in MAX_HOURS_PER_KIND.items() if spec.kind == "noise"}
+    total_cap = spec.max_hours if spec.max_hours is not None else math.inf
+    capped = bool(caps) or spec.max_hours is not None
+    ordered = _ordered_for_caps(spec.name, names) if capped else names
     workers = workers if workers is not None else (os.cpu_count() or 1)
     results: dict[str, dict] = {}
-    if caps:  # decode in hash order, in batches, until each capped split is full
-        hours = {s: 0.0 for s in SPLITS}
-        batch = max(2, 2 * workers)
-        for i in range(0, len(jobs), batch):
-            pending = [j for j in jobs[i : i + batch]
-                       if hours[assignments[j[0]].split] < caps.get(assignments[j[0]].split, math.inf)]
-            for r in _map(pending, workers):
-                results[r["name"]] = r
-                if not r["reason"]:
-                    hours[assignments[r["name"]].split] += len(r["audio"]) / rate / 3600
-            skipped = sum(1 for j in jobs[i : i + batch] if j[0] not in results)
-            if skipped:
-                dropped["over_hours_cap"] = dropped.get("over_hours_cap", 0) + skipped
-    else:
+    hours: dict[str, float] = {}
+    batch = max(2, 2 * workers) if capped else max(1, len(ordered))
+    for i in range(0, len(ordered), batch):
+        chunk = ordered[i : i + batch]
+        pending = [n for n in chunk if hours.get(cap_key(n), 0.0) < caps.get(cap_key(n), math.inf)
+                   and sum(hours.values()) < total_cap]
+        jobs = [(n, members[n], spec.kind, rate, snr_threshold) for n in pending]
         for r in _map(jobs, workers):
             results[r["name"]] = r
-    del members, jobs
+            if not r["reason"]:
+                key = cap_key(r["name"])
+                hours[key] = hours.get(key, 0.0) + len(r["audio"]) / rate / 3600
+        if len(pending) < len(chunk):
+            drop("over_hours_cap", len(chunk) - len(pending))
+    del members
 
     kept_files = 0
     for name in names:
@@ -831,7 +1368,7 @@ def build_source(
         if r is None:
             continue
         if r["reason"]:
-            dropped[r["reason"]] = dropped.get(r["reason"], 0) + 1
+            drop(r["reason"])
         else:
             kept_files += 1
 
@@ -863,11 +1400,16 @@ def build_source(
         a = assignments[files[0]]
         stats = measure(audio, rate) if len(files) > 1 else ClipStats(**results[files[0]]["stats"])
         clips.append({
-            "id": f"{spec.name}:{PurePosixPath(files[0]).stem}" + (f"+{len(files) - 1}" if len(files) > 1 else ""),
+            "id": f"{spec.name}:{PurePosixPath(_inner(files[0])).stem}"
+                  + (f"+{len(files) - 1}" if len(files) > 1 else ""),
             "files": files,
             "talker": a.talker,
             "group": a.group,
             "split": a.split,
+            "language": a.language,
+            "noise_kind": a.noise_kind,
+            "bandwidth_hz": min(results[f]["bandwidth_hz"] for f in files),
+            "file_rate": min(results[f]["file_rate"] for f in files),
             "offset": offset,
             "length": int(len(audio)),
             "seconds": round(len(audio) / rate, 3),
@@ -881,20 +1423,22 @@ def build_source(
         "package": spec.package,
         "version": version,
         "kind": spec.kind,
+        "split": split,
         "licence": spec.licence,
         "description": spec.description,
         "audio": audio_rel,
         "samples": int(len(audio_all)),
         "fingerprint": spec.fingerprint(rate, min_snr_db),
-        "files_seen": len(names) + dropped.get("excluded", 0) + dropped.get("duplicate", 0),
+        "min_snr_db": snr_threshold if spec.kind == "speech" else None,
+        "talker_cap": spec.talker_cap,
+        "files_seen": files_seen,
         "files_kept": kept_files,
         "dropped": dict(sorted(dropped.items())),
         "build_seconds": round(time.monotonic() - started, 1),
         "clips": clips,
     }
-    hours = {s: round(sum(c["seconds"] for c in clips if c["split"] == s) / 3600, 3) for s in SPLITS}
-    LOG.info("%s: kept %d of %d files (dropped %s), hours %s, %.0f s", spec.name, kept_files,
-             entry["files_seen"], entry["dropped"] or "none", hours, entry["build_seconds"])
+    LOG.info("%s: kept %d of %d files (dropped %s), %.3f h %s, %.0f s", spec.name, kept_files, files_seen,
+             entry["dropped"] or "none", len(audio_all) / rate / 3600, split, entry["build_seconds"])
     return entry
 
 
@@ -918,6 +1462,7 @@ def build_corpus(
     for spec in specs:
         check_not_reserved(spec.package)
         check_not_reserved(spec.name)
+    check_split_table(specs)
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise CorpusError(f"source names must be unique: {names}")
@@ -926,6 +1471,7 @@ def build_corpus(
     if manifest is None or manifest.get("format") != CORPUS_FORMAT or manifest.get("sample_rate") != rate:
         manifest = _empty_manifest(rate, min_snr_db)
     manifest["min_snr_db"] = min_snr_db
+    failed: list[str] = []
     for i, spec in enumerate(specs, 1):
         entry = manifest["sources"].get(spec.name)
         audio = _rate_dir(cache, rate) / f"audio/{spec.name}.npy"
@@ -934,9 +1480,17 @@ def build_corpus(
             LOG.info("[%d/%d] %s: cached, skipping", i, len(specs), spec.name)
             continue
         LOG.info("[%d/%d] building %s", i, len(specs), spec.name)
-        manifest["sources"][spec.name] = build_source(spec, cache, rate, min_snr_db, workers)
+        try:
+            manifest["sources"][spec.name] = build_source(spec, cache, rate, min_snr_db, workers)
+        except CorpusError as exc:  # build the others, then report
+            LOG.error("%s: %s", spec.name, exc)
+            failed.append(f"{spec.name}: {exc}")
+            continue
         _write_manifest(path, manifest)
     _write_manifest(path, manifest)
+    if failed:
+        raise CorpusError(f"{len(failed)} source(s) failed (the others are cached; fix and run the build "
+                          "again to complete it): " + "; ".join(failed))
     return load_corpus(cache, rate)
 
 
@@ -961,6 +1515,11 @@ class ClipInfo:
     noise_floor_dbfs: float
     snr_db: float
     files: tuple[str, ...] = field(default_factory=tuple)
+    package: str = ""
+    language: str | None = None
+    noise_kind: str | None = None
+    bandwidth_hz: float | None = None
+    """Effective bandwidth (Hz) of the clip as recorded; None in caches that predate it."""
 
 
 class Corpus:
@@ -985,7 +1544,9 @@ class Corpus:
                     seconds=float(c["seconds"]), level_dbfs=float(c["level_dbfs"]),
                     active_level_dbfs=float(c.get("active_level_dbfs", c["level_dbfs"])),
                     noise_floor_dbfs=float(c["noise_floor_dbfs"]), snr_db=float(c["snr_db"]),
-                    files=tuple(c.get("files", ())),
+                    files=tuple(c.get("files", ())), package=entry.get("package", source),
+                    language=c.get("language"), noise_kind=c.get("noise_kind"),
+                    bandwidth_hz=None if c.get("bandwidth_hz") is None else float(c["bandwidth_hz"]),
                 ))
         self._clips = clips
 
@@ -1066,7 +1627,9 @@ class Corpus:
                 "package": entry["package"],
                 "version": entry.get("version", ""),
                 "kind": entry["kind"],
+                "split": entry.get("split"),
                 "licence": entry.get("licence", ""),
+                "talker_cap": entry.get("talker_cap"),
                 "hours": {s: round(sum(c.seconds for c in clips if c.split == s) / 3600, 3) for s in SPLITS},
                 "clips": {s: sum(1 for c in clips if c.split == s) for s in SPLITS},
                 "talkers": {s: sorted({c.talker for c in clips if c.split == s and c.talker}) for s in SPLITS},
@@ -1079,8 +1642,61 @@ class Corpus:
             "sample_rate": self.sample_rate,
             "min_snr_db": self.manifest.get("min_snr_db"),
             "hours": totals,
+            "splits": self.split_summary(),
             "sources": sources,
         }
+
+    def split_summary(self) -> dict:
+        """Per split: speech hours, talkers, languages, bandwidths, noise hours per kind, packages.
+
+        ``talkers`` counts distinct talker labels; ``talkers_conservative`` caps each
+        source's labels at its ``talker_cap`` (a source whose labels may over-split its
+        cast). ``shared`` lists packages and talkers found in more than one split
+        (empty unless the cache is inconsistent).
+        """
+        out: dict = {}
+        for s in SPLITS:
+            speech = self.clips("speech", s)
+            noise = self.clips("noise", s)
+            conservative = 0
+            for source in sorted({c.source for c in speech}):
+                labels = {c.talker for c in speech if c.source == source and c.talker}
+                cap = self.manifest["sources"][source].get("talker_cap")
+                conservative += min(len(labels), cap) if cap else len(labels)
+            talkers = {c.talker for c in speech if c.talker}
+            kinds: dict[str, float] = {}
+            for c in noise:
+                kinds[c.noise_kind or "other"] = kinds.get(c.noise_kind or "other", 0.0) + c.seconds / 3600
+            languages: dict[str, float] = {}
+            for c in speech:
+                languages[c.language or "und"] = languages.get(c.language or "und", 0.0) + c.seconds / 3600
+            bands: dict[str, float] = {}
+            for c in speech:
+                band = "unknown" if c.bandwidth_hz is None else next(
+                    (f"<={b}" for b in BANDWIDTH_REPORT_HZ if c.bandwidth_hz <= b), f">{BANDWIDTH_REPORT_HZ[-1]}")
+                bands[band] = bands.get(band, 0.0) + c.seconds / 3600
+            out[s] = {
+                "speech_hours": round(sum(c.seconds for c in speech) / 3600, 3),
+                "talkers": len(talkers),
+                "talkers_conservative": conservative,
+                "languages": {k: round(v, 3) for k, v in sorted(languages.items())},
+                "speech_bandwidth_hours": {k: round(v, 3) for k, v in sorted(bands.items())},
+                "speech_packages": sorted({c.package for c in speech}),
+                "noise_hours": round(sum(c.seconds for c in noise) / 3600, 3),
+                "noise_kinds": {k: round(v, 3) for k, v in sorted(kinds.items())},
+                "noise_packages": sorted({c.package for c in noise}),
+            }
+        packages: dict[str, set[str]] = {}
+        talkers_split: dict[str, set[str]] = {}
+        for c in self._clips:
+            packages.setdefault(c.package, set()).add(c.split)
+            if c.talker:
+                talkers_split.setdefault(c.talker, set()).add(c.split)
+        out["shared"] = {
+            "packages": sorted(p for p, v in packages.items() if len(v) > 1),
+            "talkers": sorted(t for t, v in talkers_split.items() if len(v) > 1),
+        }
+        return out
 
 
 def load_corpus(
@@ -1122,10 +1738,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true")
     commands = parser.add_subparsers(dest="command", required=True)
     for name, text in (("build", "download, decode, filter and cache the corpus"),
-                       ("summary", "print the hours per source and split (JSON)")):
+                       ("summary", "print hours, talkers, languages, noise kinds and packages per split")):
         sub = commands.add_parser(name, help=text, description=text)
         sub.add_argument("--cache", type=Path, default=None, help=f"cache directory (default {default_cache_dir()})")
         sub.add_argument("--rate", type=int, default=DEFAULT_RATE, help="sample rate in Hz (default 16000)")
+        sub.add_argument("--json", action="store_true", help="print the full per-source summary (JSON)")
         if name == "build":
             sub.add_argument("--sources", nargs="+", metavar="NAME", help="build only these sources")
             sub.add_argument("--force", action="store_true", help="rebuild sources that are cached")
@@ -1153,7 +1770,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             corpus = load_corpus(args.cache, args.rate)
             summary = corpus.summary()
-        json.dump(summary, sys.stdout, indent=1)
+        if args.json:
+            json.dump(summary, sys.stdout, indent=1)
+        else:
+            json.dump({"format": summary["format"], "sample_rate": summary["sample_rate"],
+                       "hours": summary["hours"], "splits": summary["splits"]}, sys.stdout, indent=1)
         print()
     except CorpusError as exc:
         print(f"error: {exc}", file=sys.stderr)

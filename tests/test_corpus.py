@@ -71,6 +71,8 @@ def test_default_sources_are_allowed_and_unique() -> None:
     for spec in corpus.SOURCES:
         corpus.check_not_reserved(spec.package)
     corpus.check_not_reserved("asterisk-core-sounds-en-g722")
+    for package in corpus.PACKAGE_SPLITS:
+        corpus.check_not_reserved(package)
 
 
 def test_reserved_eval_directory_is_refused(tmp_path: Path) -> None:
@@ -103,61 +105,40 @@ def _splits_of_talkers(assignments: dict[str, corpus.Assignment]) -> dict[str, s
     return out
 
 
-def test_festvox_split_by_sentence_ranges() -> None:
-    paths = [f"usr/share/festival/voices/russian/msu/wav/ru_{i:04d}.wav" for i in range(1, 621)]
-    shuffled = list(np.random.default_rng(0).permutation(paths))
-    a = corpus.festvox_rule("festvox-ru", paths)
-    assert a == corpus.festvox_rule("festvox-ru", shuffled)
-    splits = [a[p].split for p in paths]
-    assert splits == ["train"] * 496 + ["val"] * 62 + ["test"] * 62
-
-
-def test_asterisk_split_by_talker() -> None:
-    paths = [f"usr/share/asterisk/sounds/{d}/digits/{i}.g722" for d in corpus.ASTERISK_TALKERS for i in range(5)]
+def test_single_talker_and_asterisk_labels() -> None:
+    paths = [f"usr/share/festival/voices/russian/msu/wav/ru_{i:04d}.wav" for i in range(1, 21)]
+    a = corpus.LABEL_RULES["festvox"]("festvox-ru", paths)
+    assert {x.talker for x in a.values()} == {"festvox-ru:msu_ru_nsh"} and {x.language for x in a.values()} == {"ru"}
+    dirs = ["en_US_f_Allison", "es_MX_f_Allison", "ru_RU_f_IvrvoiceRU"]
+    paths = [f"usr/share/asterisk/sounds/{d}/digits/{i}.g722" for d in dirs for i in range(3)]
     a = corpus.asterisk_rule("asterisk", paths)
-    talkers = _splits_of_talkers(a)
-    assert talkers == {"asterisk:allison": {"train"}, "asterisk:ivrvoice-ru": {"test"}}
-    assert a == corpus.asterisk_rule("asterisk", list(reversed(paths)))
+    assert {x.talker for x in a.values()} == {"asterisk:allison", "asterisk:ivrvoiceru"}
+    assert a[paths[0]].language == "en" and a[paths[3]].language == "es" and a[paths[-1]].language == "ru"
 
 
-def test_language_sources_split_by_language_consistently() -> None:
-    languages = ["fr", "ru", "ro", "bg", "el", "nl", "lt", "en_GB", "en", "sr", "sr@latin", "pt_BR", "xx"]
+def test_language_sources_label_one_voice_per_language() -> None:
+    languages = ["fr", "ru", "en_GB", "en", "sr", "sr@latin", "pt_BR"]
     tux = [f"usr/share/tuxpaint/stamps/a/b/thing{i}_desc_{lang}.ogg" for lang in languages for i in range(3)]
     tux += ["usr/share/tuxpaint/stamps/a/thing_desc.ogg"]
     klet = [f"usr/share/klettres/{lang}/alpha/{i}.ogg" for lang in languages for i in range(3)]
     ktub = [f"usr/share/ktuberling/sounds/{lang}/w{i}.ogg" for lang in languages for i in range(3)]
-    results = [
-        corpus.SPLIT_RULES["tuxpaint"]("tuxpaint-stamps-default", tux),
-        corpus.SPLIT_RULES["klettres"]("klettres-data", klet),
-        corpus.SPLIT_RULES["ktuberling"]("ktuberling-data", ktub),
-    ]
-    by_language: dict[str, set[str]] = {}
-    for result in results:
-        for talker, splits in _splits_of_talkers(result).items():
-            assert len(splits) == 1, f"talker {talker} is in several splits"
-            by_language.setdefault(talker.split(":")[1], set()).update(splits)
-    assert all(len(s) == 1 for s in by_language.values()), by_language  # same table for all three
-    assert by_language["en"] == {"train"} and "en_gb" not in by_language  # en_GB -> en
-    assert by_language["sr"] == {"train"} and "sr@latin" not in by_language
-    assert by_language["ro"] == {"test"} and by_language["bg"] == {"val"}
+    tux_labels = corpus.LABEL_RULES["tuxpaint"]("tuxpaint-stamps-default", tux)
+    kde = {**corpus.LABEL_RULES["klettres"]("klettres-data", klet),
+           **corpus.LABEL_RULES["ktuberling"]("ktuberling-data", ktub)}
+    assert {x.talker for x in tux_labels.values()} == {f"tuxpaint:{lang}" for lang in ("fr", "ru", "en", "sr", "pt")}
+    # klettres and ktuberling share one label per language (possibly the same KDE volunteer) ...
+    assert {x.talker for x in kde.values()} == {f"kde-edu:{lang}" for lang in ("fr", "ru", "en", "sr", "pt")}
+    # ... and so must share a split.
+    assert corpus.package_split("klettres-data") == corpus.package_split("ktuberling-data")
     assert corpus.tuxpaint_language("x/thing_desc.ogg") == "en"
     assert corpus.tuxpaint_language("x/thing_desc_pt_BR.ogg") == "pt_br"
     assert corpus.tuxpaint_language("x/thing_desc_da.ogg.ogg") == "da"
 
 
-def test_noise_groups_split_deterministically_and_disjointly() -> None:
-    paths = [f"usr/share/x/{kind}_{i}.flac" for kind in ("ambi", "bd", "drum", "elec", "loop", "perc", "tabla",
-                                                         "vinyl", "glitch", "guit") for i in range(4)]
-    rule = corpus.SPLIT_RULES["noise-prefix"]
-    a = rule("sonic-pi-samples", paths)
-    assert a == rule("sonic-pi-samples", list(np.random.default_rng(1).permutation(paths)))
-    group_splits = _splits_of_talkers(a)
-    assert all(len(s) == 1 for s in group_splits.values())
-    counts = {s: sum(1 for v in group_splits.values() if v == {s}) for s in SPLITS}
-    assert counts == {"train": 8, "val": 1, "test": 1}
-    assert corpus.rank_split("src", ["a", "b"]) == {"a": "train", "b": "train"}
+def test_noise_effect_families() -> None:
     assert corpus._effect_family("sounds/orc-hit-3.ogg") == corpus._effect_family("sounds/orc-hit-1.ogg")
     assert corpus._effect_family("sounds/bow-miss.ogg") == "bow"
+    assert corpus._effect_family("sfx/swordhit_10a.ogg") == "swordhit"
 
 
 # --- clip filter -----------------------------------------------------------------------------
@@ -288,9 +269,11 @@ def test_build_from_local_debs_is_idempotent(tmp_path: Path, monkeypatch: pytest
     noise = {f"usr/share/fx/{name}.wav": noise_synth.coloured_noise(48000, 48000, i, colour="brown")
              for i, name in enumerate(["a", "b", "c", "d"])}
     _make_deb(debs, "fake-noise", noise, 48000)
+    monkeypatch.setitem(corpus.PACKAGE_SPLITS, "fake-voice", "train")
+    monkeypatch.setitem(corpus.PACKAGE_SPLITS, "fake-noise", "test")
     specs = [
         SourceSpec("fake-voice", "fake-voice", "speech", ("usr/share/festival/voices/*/wav/*.wav",), "festvox", "t"),
-        SourceSpec("fake-noise", "fake-noise", "noise", ("usr/share/fx/*.wav",), "noise-file", "t"),
+        SourceSpec("fake-noise", "fake-noise", "noise", ("usr/share/fx/*.wav",), "noise-effect", "t"),
     ]
     monkeypatch.setattr(corpus, "_run", _no_apt(corpus._run))
     c = corpus.build_corpus(cache, RATE, specs, workers=1)
@@ -299,10 +282,14 @@ def test_build_from_local_debs_is_idempotent(tmp_path: Path, monkeypatch: pytest
     assert entry["version"] == "1.0-1"
     assert (cache / "licences" / "fake-voice.copyright").read_text() == "License: test\n"
     speech = {s: c.speech(s) for s in SPLITS}
-    assert [len(speech[s]) for s in SPLITS] == [14, 2, 2]  # sentences 1-16 / 17-18 / 19-20; 3 and 5 dropped
+    assert [len(speech[s]) for s in SPLITS] == [18, 0, 0]  # the whole package trains; 3 and 5 dropped
     assert all(1.1 < len(x) / RATE < 1.4 for s in SPLITS for x in speech[s])  # 1.5 s trimmed to ~1.2 s, 16 kHz
-    assert sum(len(c.noise(s)) for s in SPLITS) == 4 and len(c.noise("test")) == 1
-    assert abs(len(c.noise("test")[0]) - RATE) <= 1  # 1 s at 48 kHz -> 16 kHz
+    assert [len(c.noise(s)) for s in SPLITS] == [0, 0, 4]
+    assert all(abs(len(x) - RATE) <= 1 for x in c.noise("test"))  # 1 s at 48 kHz -> 16 kHz
+    clip = c.clips("speech")[0]
+    assert clip.language == "ru" and clip.package == "fake-voice" and clip.bandwidth_hz is not None
+    assert {x.noise_kind for x in c.clips("noise")} == {"other"}
+    assert c.split_summary()["shared"] == {"packages": [], "talkers": []}
     # Built again: everything is cached, nothing is decoded.
     monkeypatch.setattr(corpus, "build_source", lambda *a, **k: pytest.fail("rebuilt a cached source"))
     again = corpus.build_corpus(cache, RATE, specs, workers=1)
