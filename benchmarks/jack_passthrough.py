@@ -25,7 +25,9 @@ def main() -> None:
     parser.add_argument("--device", type=int, help="PortAudio device index (default: the default device)")
     args = parser.parse_args()
 
-    import sounddevice as sd
+    from realtime.portaudio_scan import sounddevice
+
+    sd = sounddevice()
 
     def copy(indata: np.ndarray, outdata: np.ndarray, _frames: int, _time: Any, _status: Any) -> None:
         outdata[:] = indata

@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from realtime.portaudio_scan import rescan
+from realtime.portaudio_scan import rescan, sounddevice
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def jack_running(server_name: str | None = None) -> bool:
 
 def jack_device_index() -> int | None:
     """PortAudio's JACK device index, or None if PortAudio sees no JACK server."""
-    import sounddevice as sd
+    sd = sounddevice()
 
     for api in sd.query_hostapis():
         if "JACK" in api["name"] and api["default_input_device"] >= 0:

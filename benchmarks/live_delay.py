@@ -162,7 +162,9 @@ class DelayProbe:
             self.status_flags += 1
 
     def start(self) -> None:
-        import sounddevice as sd
+        from realtime.portaudio_scan import sounddevice
+
+        sd = sounddevice()
 
         self._stream = sd.Stream(
             samplerate=self.sample_rate,

@@ -182,11 +182,20 @@ def _orphaned() -> bool:
 
 
 def sounddevice() -> ModuleType:
-    """The sounddevice module, its PortAudio's JACK server watched (import it through this)."""
+    """The sounddevice module, its PortAudio's JACK server watched (import it through this, not directly).
+
+    PortAudio initialises when sounddevice is first imported; the watch opens on the
+    server named by ``JACK_DEFAULT_SERVER`` then. If something imported sounddevice
+    directly before, the watch opens on today's server, which may not be the one
+    PortAudio attached to: if it cannot connect, a re-scan is refused (the safe side).
+    """
+    imported_before = "sounddevice" in sys.modules
     import sounddevice as sd
 
     with _guard.lock:
         if not _guard.seen:
+            if imported_before:
+                log.warning("sounddevice was imported before realtime.portaudio_scan: its JACK server is watched late")
             _watch_new_state(sd)
             _guard.seen = True
     return sd

@@ -25,6 +25,7 @@ from benchmarks.jack_server import connect_loopback, jack_device_index, jack_run
 from realtime.enhancer import Enhancer
 from realtime.latency_probe import LoopbackProbe
 from realtime.live import LiveProcessor
+from realtime.portaudio_scan import sounddevice
 
 JACK_RATE = 48000
 """The rate .ci/run starts the JACK server at."""
@@ -52,8 +53,7 @@ def jack_device() -> int:
         if os.environ.get("QUIETMIC_REQUIRE_JACK"):
             pytest.fail("no JACK server is running; .ci/run should have started one")
         pytest.skip("no JACK server running (start: jackd --no-realtime -d dummy -r 48000 -p 480 &)")
-    import sounddevice  # noqa: F401  (loaded, so that it can be re-initialised)
-
+    sounddevice()  # loaded (through the guard that watches its JACK server), so that it can be re-initialised
     reinitialise_portaudio()  # PortAudio lists host APIs at initialisation: re-scan to see the server
     device = jack_device_index()
     if device is not None:
