@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -17,9 +19,18 @@ log = logging.getLogger(__name__)
 
 START_TIMEOUT_SECONDS = 20.0
 PORT_WAIT_SECONDS = 5.0
-BENCHMARK_SERVER_NAME = f"quietmic-bench-{os.getpid()}"
-"""Server name, so a benchmark server does not clash with one already running (another run's too:
-two processes sharing a server name share one server, and one's stop pulls it from under the other)."""
+SERVER_NAME_POOL = tuple(f"quietmic-jack-{k}" for k in range(4))
+"""Names the project's JACK servers take, the first free one each (CI's, the tests', the benchmarks').
+
+A server of its own name for each user: two processes sharing a name share one server, and one's stop
+pulls it from under the other. A *bounded* set of names, because JACK keeps every server in a registry
+of 8 slots (in /dev/shm) and frees the slot of a server that was killed only when a server of the same
+name starts again: servers of ever new names that get killed would use the registry up ("Too many
+servers already active"), as a test run that crashed once did."""
+PARENT_DEATH_SIGNAL = signal.SIGTERM
+"""What a server started here gets when the process that started it dies (a clean stop: its slot is freed)."""
+_PR_SET_PDEATHSIG = 1
+"""Linux prctl option: the signal sent to this process when its parent thread exits."""
 
 
 def reinitialise_portaudio() -> None:
@@ -30,6 +41,11 @@ def reinitialise_portaudio() -> None:
     """
     if "sounddevice" in sys.modules:
         rescan(release_jack=True)  # the benchmark controls its servers: none goes away meanwhile
+
+
+def _die_with_parent() -> None:
+    """In a child before exec: get :data:`PARENT_DEATH_SIGNAL` when the starting process dies (Linux)."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(PARENT_DEATH_SIGNAL))
 
 
 def jack_running(server_name: str | None = None) -> bool:
@@ -61,10 +77,12 @@ class JackServer:
     messages go to a log file, where :meth:`xruns` counts its xrun reports.
     """
 
-    def __init__(self, sample_rate: int, period: int, name: str = BENCHMARK_SERVER_NAME) -> None:
+    def __init__(self, sample_rate: int, period: int, name: str | None = None) -> None:
         self.sample_rate = sample_rate
         self.period = period
         self.name = name
+        """The server's name: given, or the first free one of :data:`SERVER_NAME_POOL` at the first start (kept
+        for restarts, so that clients find the server again under the same name)."""
         self._process: subprocess.Popen[bytes] | None = None
         self._previous_default: str | None = None
         self._log: tempfile._TemporaryFileWrapper[bytes] | None = None
@@ -72,25 +90,62 @@ class JackServer:
     def start(self) -> None:
         if shutil.which("jackd") is None:
             raise RuntimeError("jackd is not installed: apt-get install jackd2 libportaudio2")
-        command = ["jackd", "-n", self.name, "--no-realtime", "-d", "dummy", "-r", str(self.sample_rate), "-p", str(self.period)]
-        self._log = tempfile.NamedTemporaryFile(prefix="jackd-", suffix=".log")
-        self._process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:  # e.g. the name is taken by another server
-                raise RuntimeError(f"jackd exited: {self.messages()[-500:]}")
-            if jack_running(self.name):
-                if self._process.poll() is None:  # the server that answers is ours
-                    break
-                raise RuntimeError(f"another JACK server named {self.name} is running; stop it or pick another name")
-            time.sleep(0.1)
+        if self.name is not None:
+            self._launch(self.name)
         else:
-            self.stop()
-            raise RuntimeError("jackd did not start within 20 s")
+            failures = []
+            for name in SERVER_NAME_POOL:
+                if jack_running(name):
+                    continue
+                try:
+                    self._launch(name)
+                except RuntimeError as exc:  # taken meanwhile by another run, or no registry slot
+                    failures.append(f"{name}: {exc}")
+                    continue
+                self.name = name
+                break
+            else:
+                raise RuntimeError("no JACK server name of " + ", ".join(SERVER_NAME_POOL) + " is free: "
+                                   + ("; ".join(failures) or "all run; stop some"))
         self._previous_default = os.environ.get("JACK_DEFAULT_SERVER")
         os.environ["JACK_DEFAULT_SERVER"] = self.name
         reinitialise_portaudio()
         log.info("JACK server %s at %d Hz, period %d", self.name, self.sample_rate, self.period)
+
+    def _launch(self, name: str) -> None:
+        """Start jackd as ``name`` and wait until it answers; RuntimeError (nothing left running) if it does not."""
+        command = ["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", str(self.sample_rate), "-p", str(self.period)]
+        self._log = tempfile.NamedTemporaryFile(prefix="jackd-", suffix=".log")
+        self._process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
+                                         preexec_fn=_die_with_parent)
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:  # e.g. the name is taken by another server
+                messages = self.messages()[-500:]
+                self._end_process()
+                raise RuntimeError(f"jackd exited: {messages}")
+            if jack_running(name):
+                if self._process.poll() is None:  # the server that answers is ours
+                    return
+                self._end_process()
+                raise RuntimeError(f"another JACK server named {name} is running; stop it or pick another name")
+            time.sleep(0.1)
+        self._end_process()
+        raise RuntimeError("jackd did not start within 20 s")
+
+    def _end_process(self) -> None:
+        """Stop the jackd process (cleanly, so JACK frees its registry slot) and close its log."""
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+            self._process = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def messages(self) -> str:
         """What the server has printed so far."""
@@ -101,23 +156,17 @@ class JackServer:
         return sum(1 for line in self.messages().splitlines() if "xrun" in line.lower())
 
     def stop(self) -> None:
-        if self._process is not None:
-            os.environ["JACK_DEFAULT_SERVER"] = "quietmic-no-server"
-            reinitialise_portaudio()
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-            self._process = None
-        if self._previous_default is None:
-            os.environ.pop("JACK_DEFAULT_SERVER", None)
-        else:
-            os.environ["JACK_DEFAULT_SERVER"] = self._previous_default
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        """Detach PortAudio from the server, then stop it (the server stops even if detaching fails)."""
+        try:
+            if self._process is not None:
+                os.environ["JACK_DEFAULT_SERVER"] = "quietmic-no-server"
+                reinitialise_portaudio()
+        finally:
+            self._end_process()
+            if self._previous_default is None:
+                os.environ.pop("JACK_DEFAULT_SERVER", None)
+            else:
+                os.environ["JACK_DEFAULT_SERVER"] = self._previous_default
 
     def __enter__(self) -> JackServer:
         self.start()

@@ -55,7 +55,7 @@ from scipy import fft as sp_fft
 from scipy import signal as sp_signal
 
 from benchmarks.cpu_stress import CpuStress
-from benchmarks.jack_server import BENCHMARK_SERVER_NAME, JackServer, jack_device_index, list_ports, wait_for_new_client, wire
+from benchmarks.jack_server import JackServer, jack_device_index, list_ports, wait_for_new_client, wire
 from benchmarks.machine import pin_child
 
 log = logging.getLogger(__name__)
@@ -393,8 +393,8 @@ def measure_live(
 
     Returns one result per window (idle, then loaded).
     """
-    server_name = BENCHMARK_SERVER_NAME
     with JackServer(sample_rate, block) as server:
+        server_name = server.name
         device = jack_device_index()
         if device is None:
             raise RuntimeError("PortAudio sees no JACK device; is libportaudio2 built with JACK support?")

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.jack_server import BENCHMARK_SERVER_NAME, JackServer, connect_loopback, jack_device_index
+from benchmarks.jack_server import JackServer, connect_loopback, jack_device_index
 from realtime.enhancer import Enhancer
 from realtime.latency_probe import LoopbackProbe
 from realtime.live import LiveProcessor
@@ -39,14 +39,14 @@ def measure_loopback(model: str | Path, sample_rate: int, block: int, seconds: f
         for t in _arange(FIRST_PULSE_SECONDS, seconds - MAX_DELAY_SECONDS, PULSE_INTERVAL_SECONDS)
     ]
     probe = LoopbackProbe(sample_rate, pulses, int(seconds * sample_rate), int(MAX_DELAY_SECONDS * sample_rate))
-    with JackServer(sample_rate, block):
+    with JackServer(sample_rate, block) as server:
         device = jack_device_index()
         if device is None:
             raise RuntimeError("PortAudio sees no JACK device; is libportaudio2 built with JACK support?")
         enhancer = Enhancer(model, sample_rate, block_size=block)
         processor = LiveProcessor(enhancer, block, input_device=device, output_device=device, tap=probe)
         with processor:
-            connect_loopback(BENCHMARK_SERVER_NAME)
+            connect_loopback(server.name)
             time.sleep(seconds + 0.1)
     delays = [r.delay for r in probe.results()]
     measured = [d for d in delays if d is not None]

@@ -124,7 +124,7 @@ def test_background_service_on_jack(reference_model, xdg: dict[str, str], tmp_pa
     if not jack_running() and not os.environ.get("QUIETMIC_REQUIRE_JACK"):
         pytest.skip("no JACK server (start: jackd --no-realtime -d dummy -r 48000 -p 480 &)")
     model = reference_model("random", 16000)
-    server = JackServer(48000, 480, name=f"quietmic-test-service-{os.getpid()}")
+    server = JackServer(48000, 480)
     server.start()
     env = {"JACK_DEFAULT_SERVER": server.name}
     try:

@@ -48,10 +48,10 @@ def _require(program: str) -> None:
         pytest.skip(f"{program} is not installed")
 
 
-def _child(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def _child(code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``code`` in a fresh interpreter (an abort there must not take the test run with it)."""
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                          timeout=120, env={**os.environ, **env})
+                          timeout=120, env={**os.environ, **(env or {})})
 
 
 def _reclaim(name: str) -> None:
@@ -67,8 +67,9 @@ ORPHAN_SCRIPT = """
     from realtime import portaudio_scan
     from benchmarks.jack_server import JackServer
 
-    server = JackServer(48000, 480, name="{name}")
+    server = JackServer(48000, 480)
     server.start()
+    print(server.name, flush=True)
     sd = portaudio_scan.sounddevice()
     assert any("JACK" in api["name"] for api in sd.query_hostapis())
     with sd.Stream(samplerate=48000, blocksize=480, channels=1, callback=lambda *a: None):
@@ -84,15 +85,13 @@ ORPHAN_SCRIPT = """
 def test_a_vanished_jack_server_would_abort_a_bare_portaudio_terminate() -> None:
     """The root cause, shown: sounddevice's own re-scan aborts once the server has gone."""
     _require("jackd")
-    name = f"quietmic-abort-{os.getpid()}"
-    done = _child(ORPHAN_SCRIPT.format(name=name, after="sd._terminate()"), {"JACK_DEFAULT_SERVER": name})
-    _reclaim(name)
+    done = _child(ORPHAN_SCRIPT.format(after="sd._terminate()"))
+    _reclaim(done.stdout.split()[0])
     assert done.returncode == ABORT_EXIT and "Assertion" in done.stderr, (done.returncode, done.stderr[-2000:])
 
 
 def test_rescan_refuses_instead_of_aborting_and_the_process_exits_cleanly() -> None:
     _require("jackd")
-    name = f"quietmic-orphan-{os.getpid()}"
     after = """
     assert portaudio_scan.orphaned()
     try:
@@ -101,7 +100,7 @@ def test_rescan_refuses_instead_of_aborting_and_the_process_exits_cleanly() -> N
         pass
     else:
         raise SystemExit("rescan went on with an orphaned PortAudio")
-    again = subprocess.Popen(["jackd", "-n", "{name}", "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "480"],
+    again = subprocess.Popen(["jackd", "-n", server.name, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "480"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(2.0)  # a new server of the same name is not the one PortAudio's client knew
     assert portaudio_scan.orphaned()
@@ -109,20 +108,19 @@ def test_rescan_refuses_instead_of_aborting_and_the_process_exits_cleanly() -> N
     again.wait()
     print("refused")
     """
-    done = _child(ORPHAN_SCRIPT.format(name=name, after=after.replace("{name}", name)), {"JACK_DEFAULT_SERVER": name})
+    done = _child(ORPHAN_SCRIPT.format(after=after))
     assert done.returncode == 0 and "refused" in done.stdout, (done.returncode, done.stderr[-2000:])
 
 
 def test_rescan_attaches_to_a_server_that_comes_later_and_detaches_safely() -> None:
     _require("jackd")
-    name = f"quietmic-late-{os.getpid()}"
-    code = f"""
+    code = """
     from realtime import portaudio_scan
     from benchmarks.jack_server import JackServer
 
     sd = portaudio_scan.sounddevice()  # no server yet
     assert not any("JACK" in api["name"] for api in sd.query_hostapis())
-    server = JackServer(48000, 480, name="{name}")
+    server = JackServer(48000, 480)
     for _ in range(3):
         server.start()  # re-scans: attaches
         assert any("JACK" in api["name"] for api in portaudio_scan.rescan().query_hostapis())
@@ -130,7 +128,7 @@ def test_rescan_attaches_to_a_server_that_comes_later_and_detaches_safely() -> N
         assert not portaudio_scan.orphaned()
     print("ok")
     """
-    done = _child(code, {"JACK_DEFAULT_SERVER": name})
+    done = _child(code, {"JACK_DEFAULT_SERVER": "quietmic-no-server"})
     assert done.returncode == 0 and "ok" in done.stdout, (done.returncode, done.stderr[-2000:])
 
 
@@ -217,9 +215,10 @@ def _jack_loser(server: JackServer) -> Callable[[int], None]:
 def test_the_service_survives_twenty_jack_server_losses(reference_model, xdg: dict[str, str], tmp_path: Path) -> None:
     _require("jackd")
     Path(xdg["XDG_RUNTIME_DIR"]).mkdir(mode=0o700)
-    server = JackServer(48000, 480, name=f"quietmic-loss-{os.getpid()}")
-    env = {**xdg, "JACK_DEFAULT_SERVER": server.name}
+    server = JackServer(48000, 480)
     server.start()
+    assert server.name is not None
+    env = {**xdg, "JACK_DEFAULT_SERVER": server.name}
     lose = _jack_loser(server)
     try:
         _cycle_service(env, Path(xdg["XDG_STATE_HOME"]) / "quietmic" / "quietmic.log", lose,
@@ -237,9 +236,10 @@ def test_a_service_waiting_on_jack_survives_the_server_going(reference_model, xd
     rate the server does not run at), re-scanning every half second, and the server goes."""
     _require("jackd")
     Path(xdg["XDG_RUNTIME_DIR"]).mkdir(mode=0o700)
-    server = JackServer(48000, 480, name=f"quietmic-waiting-{os.getpid()}")
-    env = {**xdg, "JACK_DEFAULT_SERVER": server.name}
+    server = JackServer(48000, 480)
     server.start()
+    assert server.name is not None
+    env = {**xdg, "JACK_DEFAULT_SERVER": server.name}
     lose = _jack_loser(server)
     try:
         started = _quietmic(env, "start", "--backend", "jack", "--sample-rate", "44100",
