@@ -217,6 +217,15 @@ def _running(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+def _kill(pid: int) -> None:
+    """SIGKILL ``pid`` and wait until it has exited."""
+    os.kill(pid, 9)
+    deadline = time.monotonic() + 10
+    while _running(pid):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
 def test_stop_returns_after_the_exit_and_a_killed_process_leaves_nothing(pulse: PulseServer, reference_model) -> None:
     model = str(reference_model("random", 16000))
     assert quietmic("start", "--backend", "pulse", "--model", model).returncode == 0
@@ -233,12 +242,12 @@ def test_stop_returns_after_the_exit_and_a_killed_process_leaves_nothing(pulse: 
     pid = status()["pid"]
     assert pulse.pactl("list", "short", "sources").count(f"\t{SOURCE_NAME}\t") == 1
 
-    # kill -9: the process cannot remove its virtual microphone; status says so and stop removes it.
-    os.kill(pid, 9)
-    deadline = time.monotonic() + 10
-    while _running(pid):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    # kill -9: the process cannot remove its virtual microphone; the next start replaces it ...
+    _kill(pid)
+    assert quietmic("start", "--backend", "pulse", "--model", model).returncode == 0
+    assert pulse.pactl("list", "short", "sources").count(f"\t{SOURCE_NAME}\t") == 1
+    # ... and with none started, status says so and stop removes it.
+    _kill(status()["pid"])
     assert SOURCE_NAME in pulse.pactl("list", "short", "sources")
     after = quietmic("status")
     assert after.returncode == 3 and "quietmic stop' removes it" in after.stdout, after.stdout
