@@ -1,4 +1,4 @@
-"""Command line: ``python -m model_export reference {identity,random} --sample-rate SR -o OUT.tflite``.
+"""Command line: ``python -m model_export reference {identity,random,deep-filter} --sample-rate SR -o OUT.tflite``.
 
 Writes a reference model through :func:`model_export.exporter.export_model`
 (conversion, metadata, parity check) and prints a short summary. Exit status:
@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from realtime.metadata import QUANTIZATIONS
+from realtime.metadata import QUANTIZATIONS, ModelMetadata
 
 if TYPE_CHECKING:
     from model_export.exporter import ExportResult
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 EXIT_FAILURE = 1
 """Exit status when the export fails (argparse uses 2 for bad arguments)."""
 
-REFERENCE_CHOICES = ("identity", "random")
+REFERENCE_CHOICES = ("identity", "random", "deep-filter")
 """The reference models (as :data:`model_export.references.REFERENCES`, named here so that
 ``--help`` and argument errors do not wait for TensorFlow to load)."""
 
@@ -47,9 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     reference = commands.add_parser(
         "reference",
-        help="write a reference model (identity: mask 1.0; random: seeded untrained GRU)",
-        description="Write a reference model: 'identity' (mask exactly 1.0, one small state) or "
-        "'random' (seeded, untrained ~100k-parameter GRU mask model).",
+        help="write a reference model (identity: mask 1.0; random: seeded untrained GRU; deep-filter: "
+        "seeded untrained phase-aware model)",
+        description="Write a reference model: 'identity' (mask exactly 1.0, one small state), "
+        "'random' (seeded, untrained ~100k-parameter GRU mask model) or 'deep-filter' (seeded, untrained "
+        "292k-parameter model with ERB gains and a deep filter over the low band, one frame of lookahead).",
     )
     reference.add_argument("kind", choices=REFERENCE_CHOICES, help="which reference model")
     reference.add_argument(
@@ -63,8 +65,17 @@ def build_parser() -> argparse.ArgumentParser:
     reference.add_argument(
         "--quantization", choices=QUANTIZATIONS, default="int8", help="int8 (default: int8 weights), int8-full (int8 activations too) or float32"
     )
-    reference.add_argument("--seed", type=int, default=0, help="weight seed of the random model (default 0)")
+    reference.add_argument("--seed", type=int, default=0, help="weight seed of the random models (default 0)")
     return parser
+
+
+def _inputs_outputs(meta: ModelMetadata) -> str:
+    """``"32 features -> 32 gains"``, with the spectrum input and the deep filter of phase-aware models."""
+    inputs = f"{meta.feature_size} features" + (f" + {meta.spectrum_size} spectrum values" if meta.spectrum_size else "")
+    outputs = f"{meta.mask_size} gains" + (
+        f" + {meta.deep_filter_size} deep-filter coefficients" if meta.deep_filter_size else ""
+    )
+    return f"{inputs} -> {outputs}"
 
 
 def _summary(result: ExportResult) -> str:
@@ -75,7 +86,7 @@ def _summary(result: ExportResult) -> str:
             f"wrote {result.path}",
             f"  model         {meta.name} (version {meta.model_version}), {meta.sample_rate} Hz, "
             f"window {meta.window_length} / hop {meta.hop_length} samples, "
-            f"{meta.feature_size} features -> {meta.mask_size} gains",
+            f"{_inputs_outputs(meta)}",
             f"  size          {result.size_bytes} bytes ({result.size_bytes / 1024:.1f} KiB)",
             f"  parameters    {meta.parameters}",
             f"  quantization  {meta.quantization}",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from realtime import dsp
-from realtime.metadata import FeatureSpec, MaskSpec, ModelMetadata, StateSpec
+from realtime.metadata import DeepFilterSpec, FeatureSpec, MaskSpec, ModelMetadata, SpectrumSpec, StateSpec
 
 WINDOW_MS = 20.0
 """STFT window duration of the standard framing in milliseconds (a model config may choose another)."""
@@ -36,6 +36,22 @@ STATE_OUTPUT_SUFFIX = "_out"
 
 MASK_MAX_GAIN = 1.0
 """Largest gain a mask may hold (masks only attenuate)."""
+
+SPECTRUM_TENSOR = "spectrum"
+"""Signature name of a phase-aware model's low-band spectrum input (``[1, 2 * bins]`` float32)."""
+
+DEEP_FILTER_TENSOR = "df_coefs"
+"""Signature name of a phase-aware model's deep-filter output (``[1, 2 * order * bins]`` float32)."""
+
+DEEP_FILTER_BINS = 96
+"""Bins the deep filter shapes (and the spectrum input carries): 0 to 4750 Hz at 50 Hz per bin,
+the band of voiced harmonics, where phase and fine structure matter most."""
+
+DEEP_FILTER_ORDER = 3
+"""Deep-filter taps: with a lookahead of one, the previous, the same and the next frame."""
+
+DEEP_FILTER_MAX_COEF = 1.0
+"""Bound of each coefficient's real and imaginary part (a tanh output)."""
 
 
 def standard_framing(sample_rate: int, window_ms: float = WINDOW_MS) -> dsp.Framing:
@@ -106,6 +122,62 @@ def band_model_metadata(
     )
 
 
+def deep_filter_model_metadata(
+    name: str,
+    model_version: str,
+    sample_rate: int,
+    states: tuple[StateSpec, ...],
+    training: dict[str, Any],
+    num_bands: int = NUM_BANDS,
+    parameters: int = 0,
+    lookahead_frames: int = 1,
+    window_ms: float = WINDOW_MS,
+    deep_filter_bins: int = DEEP_FILTER_BINS,
+    deep_filter_order: int = DEEP_FILTER_ORDER,
+    deep_filter_lookahead: int | None = None,
+) -> ModelMetadata:
+    """Metadata of a phase-aware model: ERB band features plus the low band's complex spectrum
+    in, ERB band gains plus deep-filter coefficients for the low band out (format version 2).
+
+    The spectrum input covers the same ``deep_filter_bins`` bins as the filter. The
+    filter's lookahead defaults to the model's (``min(lookahead_frames, order - 1)``), so
+    its taps reach the newest frame and add no latency. See :func:`band_model_metadata`
+    for the framing and the fields the exporter fills in.
+    """
+    framing = standard_framing(sample_rate, window_ms)
+    edges = tuple(standard_band_edges(framing, num_bands))
+    ahead = min(lookahead_frames, deep_filter_order - 1) if deep_filter_lookahead is None else deep_filter_lookahead
+    return _metadata(
+        name,
+        model_version,
+        sample_rate,
+        states,
+        training,
+        FeatureSpec(
+            type=dsp.FEATURE_LOG_POWER_BANDS,
+            tensor=FEATURES_TENSOR,
+            band_edges_hz=edges,
+            spectrum=SpectrumSpec(type=dsp.SPECTRUM_LOW_BAND_RMS, tensor=SPECTRUM_TENSOR, bins=deep_filter_bins),
+        ),
+        MaskSpec(
+            type=dsp.MASK_BAND_GAIN,
+            tensor=MASK_TENSOR,
+            max_gain=MASK_MAX_GAIN,
+            band_edges_hz=edges,
+            deep_filter=DeepFilterSpec(
+                tensor=DEEP_FILTER_TENSOR,
+                bins=deep_filter_bins,
+                order=deep_filter_order,
+                lookahead=ahead,
+                max_coef=DEEP_FILTER_MAX_COEF,
+            ),
+        ),
+        parameters,
+        lookahead_frames,
+        framing,
+    )
+
+
 def bin_model_metadata(
     name: str,
     model_version: str,
@@ -164,3 +236,23 @@ def _metadata(
     )
     metadata.validate(f"model {name!r}")
     return metadata
+
+
+def input_shapes(metadata: ModelMetadata) -> dict[str, tuple[int, ...]]:
+    """Signature inputs and their shapes, in order: the features, the spectrum (phase-aware
+    models), then each state input."""
+    shapes = {metadata.features.tensor: (1, metadata.feature_size)}
+    if metadata.features.spectrum is not None:
+        shapes[metadata.features.spectrum.tensor] = (1, metadata.spectrum_size)
+    shapes.update({s.input: tuple(s.shape) for s in metadata.states})
+    return shapes
+
+
+def output_shapes(metadata: ModelMetadata) -> dict[str, tuple[int, ...]]:
+    """Signature outputs and their shapes, in order: the mask, the deep filter (phase-aware
+    models), then each state output."""
+    shapes = {metadata.mask.tensor: (1, metadata.mask_size)}
+    if metadata.mask.deep_filter is not None:
+        shapes[metadata.mask.deep_filter.tensor] = (1, metadata.deep_filter_size)
+    shapes.update({s.output: tuple(s.shape) for s in metadata.states})
+    return shapes

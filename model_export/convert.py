@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
+from model_export.contract import input_shapes, output_shapes
 from model_export.errors import ExportError
 from model_export.keras_models import StreamingModels
 from realtime.metadata import QUANTIZATIONS, ModelMetadata
@@ -46,20 +47,36 @@ SIGNATURE_KEY = "serving_default"
 
 
 def input_names(metadata: ModelMetadata) -> list[str]:
-    """Signature input names: the features, then each state input."""
-    return [metadata.features.tensor] + [s.input for s in metadata.states]
+    """Signature input names (:func:`input_shapes`)."""
+    return list(input_shapes(metadata))
 
 
 def output_names(metadata: ModelMetadata) -> list[str]:
-    """Signature output names: the mask, then each state output."""
-    return [metadata.mask.tensor] + [s.output for s in metadata.states]
+    """Signature output names (:func:`output_shapes`)."""
+    return list(output_shapes(metadata))
+
+
+def frame_inputs(metadata: ModelMetadata, frame: np.ndarray) -> dict[str, np.ndarray]:
+    """One input frame (``input_size`` values: features, then spectrum) as ``{tensor: [1, n]}`` float32."""
+    frame = np.asarray(frame, dtype=np.float32)
+    inputs = {metadata.features.tensor: frame[None, : metadata.feature_size]}
+    if metadata.features.spectrum is not None:
+        inputs[metadata.features.spectrum.tensor] = frame[None, metadata.feature_size : metadata.input_size]
+    return inputs
+
+
+def frame_outputs(metadata: ModelMetadata, outputs: dict[str, np.ndarray]) -> np.ndarray:
+    """A step's outputs as one ``output_size`` vector: the mask, then the deep filter (if any)."""
+    parts = [np.asarray(outputs[metadata.mask.tensor])[0]]
+    if metadata.mask.deep_filter is not None:
+        parts.append(np.asarray(outputs[metadata.mask.deep_filter.tensor])[0])
+    return np.concatenate(parts)
 
 
 def step_function(models: StreamingModels) -> tf.types.experimental.ConcreteFunction:
     """The step model as a concrete function with named inputs and a dict of named outputs."""
     meta = models.metadata
-    specs = [tf.TensorSpec((1, meta.feature_size), tf.float32, name=meta.features.tensor)]
-    specs += [tf.TensorSpec(s.shape, tf.float32, name=s.input) for s in meta.states]
+    specs = [tf.TensorSpec(shape, tf.float32, name=name) for name, shape in input_shapes(meta).items()]
     names_in, names_out = input_names(meta), output_names(meta)
     step_model = models.step
 
@@ -77,23 +94,26 @@ def run_step_model(
     """Run the Keras step model frame by frame from zero states, feeding the states back.
 
     Args:
-        features: ``[frames, K]`` float32.
+        features: ``[frames, input_size]`` float32 input frames (the features, then the
+            spectrum for phase-aware models; :func:`model_export.signals.spectra_inputs`).
         step: the traced step function (traced here if not given).
 
     Returns:
-        The masks ``[frames, M]`` and, per state, the state *entering* each frame
-        (``[frames, *shape]``), as calibration needs them.
+        The outputs ``[frames, output_size]`` (the mask, then the deep filter if any) and,
+        per state, the state *entering* each frame (``[frames, *shape]``), as calibration
+        needs them.
     """
     meta = models.metadata
     step = step or step_function(models)
     states = [np.zeros(s.shape, dtype=np.float32) for s in meta.states]
-    masks = np.zeros((len(features), meta.mask_size), dtype=np.float32)
+    masks = np.zeros((len(features), meta.output_size), dtype=np.float32)
     entering: list[list[np.ndarray]] = [[] for _ in meta.states]
     for t, frame in enumerate(np.asarray(features, dtype=np.float32)):
         for i, state in enumerate(states):
             entering[i].append(state)
-        outputs = step(tf.constant(frame[None, :]), *(tf.constant(state) for state in states))
-        masks[t] = outputs[meta.mask.tensor].numpy()[0]
+        inputs = frame_inputs(meta, frame)
+        outputs = step(*(tf.constant(x) for x in inputs.values()), *(tf.constant(state) for state in states))
+        masks[t] = frame_outputs(meta, {name: value.numpy() for name, value in outputs.items()})
         states = [outputs[s.output].numpy() for s in meta.states]
     return masks, [np.stack(e) if e else np.zeros((0, *s.shape), np.float32) for e, s in zip(entering, meta.states)]
 
@@ -114,7 +134,7 @@ def representative_dataset(
     for features in calibration_features:
         _, states = run_step_model(models, features, step)
         for t in range(len(features)):
-            sample = {meta.features.tensor: np.asarray(features[t : t + 1], dtype=np.float32)}
+            sample = frame_inputs(meta, features[t])
             sample.update({s.input: states[i][t] for i, s in enumerate(meta.states)})
             samples.append(sample)
     if not samples:
@@ -141,7 +161,7 @@ def convert_step_model(
         quantization: ``"float32"`` (no quantization), ``"int8"`` (int8 weights,
             float activations) or ``"int8-full"`` (full-integer post-training
             quantization, builtin int8 ops only); float32 inputs and outputs always.
-        calibration_features: ``[frames, K]`` sequences for ``int8-full`` calibration.
+        calibration_features: ``[frames, input_size]`` sequences for ``int8-full`` calibration.
 
     Raises:
         ExportError: unknown quantization, conversion failure, or a converted
@@ -185,10 +205,7 @@ def check_signature(model_bytes: bytes, metadata: ModelMetadata) -> None:
             f"the converted model should have one signature {SIGNATURE_KEY!r}, it has {sorted(signatures)}"
         )
     runner = interpreter.get_signature_runner(SIGNATURE_KEY)
-    expected = {
-        "input": {metadata.features.tensor: (1, metadata.feature_size), **{s.input: s.shape for s in metadata.states}},
-        "output": {metadata.mask.tensor: (1, metadata.mask_size), **{s.output: s.shape for s in metadata.states}},
-    }
+    expected = {"input": input_shapes(metadata), "output": output_shapes(metadata)}
     for kind, details in (("input", runner.get_input_details()), ("output", runner.get_output_details())):
         have = {name: tuple(int(d) for d in detail["shape"]) for name, detail in details.items()}
         if have != expected[kind]:

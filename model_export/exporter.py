@@ -84,10 +84,12 @@ def export_model(
             :func:`model_export.keras_models.assemble_streaming_models`).
         path: output file; its directory must exist. Written only if every check passes.
         quantization: ``"int8"`` (default: int8 weights), ``"int8-full"`` or ``"float32"``.
-        calibration_features: ``[frames, K]`` clips for ``int8-full`` calibration;
+        calibration_features: ``[frames, input_size]`` clips (features, then the spectrum of
+            phase-aware models: :func:`model_export.signals.spectra_inputs`) for ``int8-full`` calibration;
             default: synthetic clips (:data:`CALIBRATION_SEEDS`). Pass features of
             real training audio for a trained model.
-        parity_features: clips for the parity check; default: synthetic held-out clips.
+        parity_features: clips (as ``calibration_features``) for the parity check; default:
+            synthetic held-out clips.
         tolerance: largest accepted mask deviations (max and mean); default per
             quantization (:data:`model_export.parity.TOLERANCES`).
 
@@ -104,10 +106,10 @@ def export_model(
     meta = models.metadata
     if calibration_features is None:
         calibration_features = (
-            signals.synthetic_features(meta, CALIBRATION_SECONDS, CALIBRATION_SEEDS) if quantization == "int8-full" else []
+            signals.synthetic_inputs(meta, CALIBRATION_SECONDS, CALIBRATION_SEEDS) if quantization == "int8-full" else []
         )
     if parity_features is None:
-        parity_features = signals.synthetic_features(meta, PARITY_SECONDS, PARITY_SEEDS)
+        parity_features = signals.synthetic_inputs(meta, PARITY_SECONDS, PARITY_SEEDS)
     limit = TOLERANCES[quantization] if tolerance is None else tolerance
 
     started = time.perf_counter()

@@ -26,6 +26,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from model_export import contract
 from model_export.errors import ExportError
 from realtime.metadata import ModelMetadata
 
@@ -131,11 +132,21 @@ class StreamingModels:
         """Number of weights (trainable and constant) of the model."""
         return int(self.step.count_params())
 
+    def predict_sequence(self, inputs: np.ndarray) -> np.ndarray:
+        """The sequence model's outputs ``[B, T, output_size]`` (float32 numpy) for input frames
+        ``[B, T, input_size]`` (:func:`model_export.signals.spectra_inputs`), from zero states.
+
+        Phase-aware sequence models take the concatenated features and spectrum and return
+        the mask and the deep-filter coefficients concatenated, so this is the same call for
+        every model.
+        """
+        return np.asarray(self.sequence(np.asarray(inputs, dtype=np.float32), training=False))
+
     def check(self) -> None:
         """Raise :class:`ExportError` unless the step model's tensors match the metadata."""
         meta = self.metadata
-        want_in = {meta.features.tensor: (1, meta.feature_size), **{s.input: s.shape for s in meta.states}}
-        want_out = {meta.mask.tensor: (1, meta.mask_size), **{s.output: s.shape for s in meta.states}}
+        want_in = contract.input_shapes(meta)
+        want_out = contract.output_shapes(meta)
         have_in = {t.name: tuple(t.shape) for t in self.step.inputs}
         probe = {name: np.zeros(shape, dtype=np.float32) for name, shape in want_in.items()}
         outputs = self.step(probe) if have_in == want_in else {}

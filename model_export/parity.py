@@ -3,7 +3,8 @@
 The TFLite file is run exactly as the runtime runs it, through
 :class:`realtime.model.MaskModel` (one frame per call, states fed back); the
 reference is the Keras *sequence* model over the whole clip. The deviation is
-the absolute difference of the masks (gains, so unitless, in [0, max_gain]).
+the absolute difference of the masks (gains, so unitless, in [0, max_gain]) and,
+for phase-aware models, of the deep-filter coefficients (unitless, in [-1, 1]).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 
 from model_export.errors import ParityError
 from model_export.keras_models import StreamingModels
+from realtime.metadata import ModelMetadata
 from realtime.model import MaskModel
 
 log = logging.getLogger(__name__)
@@ -84,18 +86,23 @@ def measure_parity(model_bytes: bytes, models: StreamingModels, features: Sequen
     """Compare ``model_bytes`` (a .tflite with quietmic metadata) with ``models.sequence``.
 
     Args:
-        features: clips of ``[frames, K]`` float32 features; each is run from
-            zero states (the TFLite model is reset between clips).
+        features: clips of ``[frames, input_size]`` float32 input frames (the features, then
+            the spectrum for phase-aware models); each is run from zero states (the TFLite
+            model is reset between clips).
+
+    Phase-aware models are compared on the mask and the deep-filter coefficients alike
+    (both lie in ``[-1, 1]``), as one vector per frame.
     """
     mask_model = MaskModel(model_bytes)
+    meta = models.metadata
     total, largest, frames = 0.0, 0.0, 0
     for clip in features:
         clip = np.asarray(clip, dtype=np.float32)
         if len(clip) == 0:
             continue
         mask_model.reset()
-        tflite = np.stack([mask_model.step(frame) for frame in clip])
-        keras_masks = np.asarray(models.sequence(clip[None], training=False))[0]
+        tflite = np.stack([_frame_outputs(mask_model, meta, frame) for frame in clip])
+        keras_masks = models.predict_sequence(clip[None])[0]
         deviation = np.abs(tflite.astype(np.float64) - keras_masks.astype(np.float64))
         if not np.all(np.isfinite(deviation)):
             raise ParityError("the converted model produced non-finite masks; the export is unusable")
@@ -104,9 +111,16 @@ def measure_parity(model_bytes: bytes, models: StreamingModels, features: Sequen
         frames += len(clip)
     if frames == 0:
         raise ParityError("the parity check needs at least one non-empty clip of features")
-    report = ParityReport(max_abs=largest, mean_abs=total / (frames * models.metadata.mask_size), frames=frames)
+    report = ParityReport(max_abs=largest, mean_abs=total / (frames * meta.output_size), frames=frames)
     log.info("parity: max %.3g, mean %.3g over %d frames", report.max_abs, report.mean_abs, report.frames)
     return report
+
+
+def _frame_outputs(model: MaskModel, meta: ModelMetadata, frame: np.ndarray) -> np.ndarray:
+    """One frame run by the runtime: the mask, then the deep-filter coefficients (if any)."""
+    spectrum = frame[meta.feature_size : meta.input_size] if meta.features.spectrum else None
+    mask, deep_filter = model.run(frame[: meta.feature_size], spectrum)
+    return mask if deep_filter is None else np.concatenate([mask, deep_filter])
 
 
 def check_parity(report: ParityReport, quantization: str, tolerance: ParityTolerance | None = None) -> None:

@@ -5,9 +5,14 @@
 * ``random``: a seeded, randomly initialised GRU mask model of about 100k
   parameters (``Dense(128) -> GRUCell(128) -> Dense(32, sigmoid)``); its masks
   are meaningless but its cost and numerics are those of a real model.
+* ``deep-filter``: a seeded, randomly initialised phase-aware model
+  (:mod:`model_export.models_v2`, 292k parameters, one frame of lookahead): ERB
+  gains plus a random (not zero) deep filter over the low band, so the engine's
+  whole phase-aware path runs at a real model's cost.
 
-Both use the standard contract (:mod:`model_export.contract`): 20 ms sqrt-Hann
-window, 10 ms hop, 32 ERB bands from 0 Hz to Nyquist, no lookahead.
+All use the standard contract (:mod:`model_export.contract`): 20 ms sqrt-Hann
+window, 10 ms hop, 32 ERB bands from 0 Hz to Nyquist; identity and random have no
+lookahead.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ from model_export.keras_models import (
 
 IDENTITY = "identity"
 RANDOM = "random"
-REFERENCES = (IDENTITY, RANDOM)
+DEEP_FILTER = "deep-filter"
+REFERENCES = (IDENTITY, RANDOM, DEEP_FILTER)
 """Names of the reference models."""
 
 REFERENCE_MODEL_VERSION = "1"
@@ -45,18 +51,23 @@ NORMALISATION_SEEDS = range(1000, 1004)
 
 def reference_name(kind: str) -> str:
     """The model name written into a reference model's metadata."""
-    return {IDENTITY: "reference-identity", RANDOM: "reference-random-gru"}[kind]
+    names = {IDENTITY: "reference-identity", RANDOM: "reference-random-gru", DEEP_FILTER: "reference-random-deep-filter"}
+    return names[kind]
 
 
 def build_reference(kind: str, sample_rate: int, seed: int = 0) -> StreamingModels:
-    """Build the reference model ``kind`` (``"identity"`` or ``"random"``) at ``sample_rate`` Hz.
+    """Build the reference model ``kind`` (one of :data:`REFERENCES`) at ``sample_rate`` Hz.
 
-    ``seed`` sets the random model's weights (the identity model has none).
+    ``seed`` sets the random models' weights (the identity model has none).
     Raises ``ValueError`` for an unknown kind or a rate where 20 ms / 10 ms are
     not whole numbers of samples.
     """
     if kind not in REFERENCES:
         raise ValueError(f"unknown reference model {kind!r}; choose one of {', '.join(REFERENCES)}")
+    if kind == DEEP_FILTER:
+        from model_export.models_v2 import deep_filter_reference_models
+
+        return deep_filter_reference_models(sample_rate, seed=seed)
     training = {"kind": "reference", "reference": kind, "seed": seed}
     if kind == IDENTITY:
         state = contract.state_spec(IDENTITY_STATE, IDENTITY_STATE_SIZE)

@@ -106,6 +106,37 @@ def audio_features(audio: np.ndarray, metadata: ModelMetadata) -> np.ndarray:
     return extractor(np.abs(dsp.stft(audio, framing)) ** 2).astype(np.float32)
 
 
+def spectra_inputs(spectra: np.ndarray, metadata: ModelMetadata) -> np.ndarray:
+    """A model's input frames from complex spectra ``[..., frames, n_bins]`` at its own framing:
+    float32 ``[..., frames, input_size]``.
+
+    The features, then (for a phase-aware model) the low band's normalised spectrum
+    (:func:`realtime.dsp.low_band_spectrum`): the runtime feeds the same two vectors to
+    the model's two input tensors. This concatenation is how :mod:`model_export` passes
+    a model's inputs around (calibration, parity, training); for gain-only models it is
+    just the features.
+    """
+    framing = metadata.framing
+    edges = list(metadata.features.band_edges_hz) if metadata.features.band_edges_hz else None
+    extractor = dsp.FeatureExtractor(metadata.features.type, framing, framing, edges)
+    features = extractor(spectra.real**2 + spectra.imag**2).astype(np.float32)
+    spectrum = metadata.features.spectrum
+    if spectrum is None:
+        return features
+    return np.concatenate([features, dsp.low_band_spectrum(spectra, spectrum.bins)], axis=-1)
+
+
+def audio_inputs(audio: np.ndarray, metadata: ModelMetadata) -> np.ndarray:
+    """A model's input frames (:func:`spectra_inputs`) of ``audio`` at the model's rate: ``[frames, input_size]``."""
+    return spectra_inputs(dsp.stft(audio, metadata.framing), metadata)
+
+
+def synthetic_inputs(metadata: ModelMetadata, seconds: float, seeds: list[int] | range) -> list[np.ndarray]:
+    """Input frames (``[frames, input_size]`` float32, :func:`spectra_inputs`) of one
+    :func:`synthetic_audio` clip per seed."""
+    return [audio_inputs(synthetic_audio(metadata.sample_rate, seconds, seed), metadata) for seed in seeds]
+
+
 def synthetic_features(metadata: ModelMetadata, seconds: float, seeds: list[int] | range) -> list[np.ndarray]:
     """Features (``[frames, K]`` float32) of one :func:`synthetic_audio` clip per seed."""
     return [audio_features(synthetic_audio(metadata.sample_rate, seconds, seed), metadata) for seed in seeds]

@@ -6,7 +6,9 @@ One command, reproducible from its config and seed:
 
 1. builds (or reuses) the corpus cache (:mod:`model_export.corpus`);
 2. measures feature normalisation on training batches and builds the streaming
-   GRU mask model (:mod:`model_export.keras_models`);
+   model of ``model.architecture``: the GRU mask model (:mod:`model_export.keras_models`,
+   the default) or the phase-aware deep-filter model (:mod:`model_export.models_v2`,
+   ``configs/v2.yaml``);
 3. trains the sequence model on on-the-fly mixtures (:mod:`model_export.augment`,
    :mod:`model_export.training_data`) with the spectral + SI-SDR loss
    (:mod:`model_export.losses`), validating on a fixed validation set and
@@ -46,19 +48,35 @@ NORMALISATION_BATCHES = 8
 log = logging.getLogger("model_export.train")
 
 
+ARCHITECTURES = ("gru_mask", "deep_filter")
+"""``gru_mask``: :func:`model_export.keras_models.build_gru_mask_models` (the default model's);
+``deep_filter``: :func:`model_export.models_v2.build_deep_filter_models` (phase-aware)."""
+
+
 @dataclass
 class ModelConfig:
     name: str = "quietmic-default"
     version: str = "1"
+    architecture: str = "gru_mask"
+    """One of :data:`ARCHITECTURES`."""
     layout: str = "bins"
-    """``bins`` (per-bin log power in, per-bin gains out) or ``bands`` (ERB bands)."""
+    """``bins`` (per-bin log power in, per-bin gains out) or ``bands`` (ERB bands); ``deep_filter`` needs ``bands``."""
     num_bands: int = 32
     hidden_units: int = 128
+    """Input projection of ``gru_mask`` (``deep_filter`` sizes its layers with ``deep_filter_layers``)."""
     gru_units: list[int] = field(default_factory=lambda: [128, 128])
     lookahead_frames: int = 0
     """Hops the mask looks ahead: each adds one hop of algorithmic latency."""
     window_ms: float = WINDOW_MS
     """STFT window in ms (hop 10 ms); the framing latency is the window minus the hop."""
+    deep_filter_bins: int = 96
+    """``deep_filter``: bins of the low band the filter shapes and the spectrum input carries (50 Hz each)."""
+    deep_filter_order: int = 3
+    """``deep_filter``: taps (frames) per bin."""
+    deep_filter_lookahead: int | None = None
+    """``deep_filter``: taps in the future of the frame shaped; None: as far as the model looks ahead."""
+    deep_filter_layers: dict[str, int] = field(default_factory=dict)
+    """``deep_filter``: layer sizes that differ from :class:`model_export.models_v2.DeepFilterArchitecture`'s."""
 
 
 @dataclass
@@ -132,6 +150,21 @@ def build_metadata(config: TrainConfig, training_info: dict[str, Any]):  # -> Mo
     from model_export import contract
 
     states = tuple(contract.state_spec(f"gru{i + 1}_state", units) for i, units in enumerate(config.model.gru_units))
+    if config.model.architecture not in ARCHITECTURES:
+        raise SystemExit(
+            f"model.architecture must be one of {', '.join(ARCHITECTURES)}, not {config.model.architecture!r}"
+        )
+    if config.model.architecture == "deep_filter":
+        if config.model.layout != "bands":
+            raise SystemExit(
+                "model.architecture 'deep_filter' takes ERB band features and gains: set model.layout: bands"
+            )
+        return contract.deep_filter_model_metadata(
+            config.model.name, config.model.version, config.sample_rate, states, training_info, config.model.num_bands,
+            lookahead_frames=config.model.lookahead_frames, window_ms=config.model.window_ms,
+            deep_filter_bins=config.model.deep_filter_bins, deep_filter_order=config.model.deep_filter_order,
+            deep_filter_lookahead=config.model.deep_filter_lookahead,
+        )
     if config.model.layout == "bins":
         return contract.bin_model_metadata(
             config.model.name, config.model.version, config.sample_rate, states, training_info,
@@ -143,6 +176,22 @@ def build_metadata(config: TrainConfig, training_info: dict[str, Any]):  # -> Mo
             lookahead_frames=config.model.lookahead_frames, window_ms=config.model.window_ms,
         )
     raise SystemExit(f"model.layout must be 'bins' or 'bands', not {config.model.layout!r}")
+
+
+def build_models(config: TrainConfig, metadata: Any, mean: np.ndarray, scale: np.ndarray) -> Any:
+    """The streaming models of ``config.model.architecture`` for ``metadata`` (a
+    :class:`model_export.keras_models.StreamingModels`), seeded with ``config.seed``."""
+    if config.model.architecture == "deep_filter":
+        from model_export.models_v2 import DeepFilterArchitecture, build_deep_filter_models
+
+        try:
+            layers = DeepFilterArchitecture(**config.model.deep_filter_layers)
+        except TypeError as exc:
+            raise SystemExit(f"model.deep_filter_layers: {exc}") from None
+        return build_deep_filter_models(metadata, mean, scale, layers, seed=config.seed)
+    from model_export.keras_models import build_gru_mask_models
+
+    return build_gru_mask_models(metadata, mean, scale, hidden_units=config.model.hidden_units, seed=config.seed)
 
 
 def plot_curves(history: list[dict[str, float]], validation: list[dict[str, float]], path: Path) -> None:
@@ -183,7 +232,6 @@ def train(config: TrainConfig, config_path: Path, command: str) -> dict[str, Any
     from tqdm import tqdm
 
     from model_export.corpus import build_corpus
-    from model_export.keras_models import build_gru_mask_models
     from model_export.losses import LossWeights, MaskLoss
     from model_export.signals import feature_statistics
     from model_export.training_data import BatchSource
@@ -216,6 +264,7 @@ def train(config: TrainConfig, config_path: Path, command: str) -> dict[str, Any
         metadata.framing,
         weights,
         metadata.lookahead_frames,
+        metadata.mask.deep_filter,
     )
 
     with BatchSource(metadata, config.corpus_cache, tc.segment_seconds, tc.batch_size, config.seed, tc.data_workers,
@@ -226,7 +275,7 @@ def train(config: TrainConfig, config_path: Path, command: str) -> dict[str, Any
         validation = list(validation_source.batches("val", 0, tc.validation_batches))
         normalisation = [b.features for b in source.batches("train", 10**6, NORMALISATION_BATCHES)]
         mean, scale = feature_statistics([f.reshape(-1, f.shape[-1]) for f in normalisation])
-        models = build_gru_mask_models(metadata, mean, scale, hidden_units=config.model.hidden_units, seed=config.seed)
+        models = build_models(config, metadata, mean, scale)
         model = models.sequence
         log.info("model %s: %d parameters", metadata.name, models.parameters)
         optimizer = keras.optimizers.Adam(learning_rate=tc.learning_rate, clipnorm=tc.clip_norm)
@@ -244,9 +293,11 @@ def train(config: TrainConfig, config_path: Path, command: str) -> dict[str, Any
             return loss_fn(model(features, training=False), nr, ni, cr, ci, cw)
 
         def tensors(batch) -> tuple:  # type: ignore[no-untyped-def]
-            return (batch.features, batch.noisy_real, batch.noisy_imag, batch.clean_real, batch.clean_imag, batch.clean_wave)
+            return (batch.inputs, batch.noisy_real, batch.noisy_imag, batch.clean_real, batch.clean_imag, batch.clean_wave)
 
-        noisy_terms = [loss_fn(tf.ones((len(b), b.features.shape[1], metadata.mask_size)), *tensors(b)[1:]) for b in validation]
+        noisy_terms = [
+            loss_fn(loss_fn.identity_outputs(len(b), b.features.shape[1]), *tensors(b)[1:]) for b in validation
+        ]
         noisy_sisdr = float(np.mean([t["sisdr"] for t in noisy_terms]))
 
         def validate(step: int) -> dict[str, float]:
@@ -293,7 +344,7 @@ def train(config: TrainConfig, config_path: Path, command: str) -> dict[str, Any
                 best, best_weights = point, model.get_weights()
         model.set_weights(best_weights)
         train_minutes = (time.monotonic() - train_started) / 60.0
-        calibration = [f for b in validation for f in b.features][: config.export.calibration_examples]
+        calibration = [f for b in validation for f in b.inputs][: config.export.calibration_examples]
 
     return export_and_report(
         config, command, models, training_info, calibration, step=step, train_minutes=train_minutes, best=best,
@@ -381,7 +432,6 @@ def export_checkpoint(config: TrainConfig, config_path: Path, command: str) -> d
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from model_export.corpus import build_corpus
-    from model_export.keras_models import build_gru_mask_models
     from model_export.training_data import BatchSource
 
     started = time.monotonic()
@@ -398,13 +448,12 @@ def export_checkpoint(config: TrainConfig, config_path: Path, command: str) -> d
         raise SystemExit(f"no checkpoint to export: {checkpoint} and {progress_file} are written during training")
     progress = json.loads(progress_file.read_text())
     size = metadata.feature_size
-    models = build_gru_mask_models(metadata, np.zeros(size), np.ones(size), hidden_units=config.model.hidden_units,
-                                   seed=config.seed)
+    models = build_models(config, metadata, np.zeros(size), np.ones(size))
     models.sequence.load_weights(checkpoint)
     with BatchSource(metadata, config.corpus_cache, tc.validation_seconds, tc.batch_size, config.seed,
                      tc.data_workers, config.mix) as validation_source:
         validation = list(validation_source.batches("val", 0, tc.validation_batches))
-    calibration = [f for b in validation for f in b.features][: config.export.calibration_examples]
+    calibration = [f for b in validation for f in b.inputs][: config.export.calibration_examples]
     training_info["exported_from_checkpoint"] = command
     return export_and_report(
         config, progress.get("command", command), models, training_info, calibration, step=progress["step"],

@@ -30,7 +30,8 @@ PREFETCH_BATCHES = 4
 
 @dataclass
 class Batch:
-    """One batch: features ``[B, T, K]``, spectra ``[B, T, F]`` (real/imag), clean waveforms ``[B, L]``."""
+    """One batch: features ``[B, T, K]``, spectra ``[B, T, F]`` (real/imag), clean waveforms ``[B, L]``,
+    and for phase-aware models the low-band spectrum input ``[B, T, 2 * bins]``."""
 
     features: np.ndarray
     noisy_real: np.ndarray
@@ -39,9 +40,17 @@ class Batch:
     clean_imag: np.ndarray
     clean_wave: np.ndarray
     noisy_wave: np.ndarray
+    spectrum: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.features)
+
+    @property
+    def inputs(self) -> np.ndarray:
+        """The model's input frames ``[B, T, input_size]``: the features, then the spectrum (if any)."""
+        if self.spectrum is None:
+            return self.features
+        return np.concatenate([self.features, self.spectrum], axis=-1)
 
 
 def featurize(noisy: list[np.ndarray], clean: list[np.ndarray], metadata: ModelMetadata) -> Batch:
@@ -56,7 +65,9 @@ def featurize(noisy: list[np.ndarray], clean: list[np.ndarray], metadata: ModelM
     noisy_spec = np.stack([dsp.stft(x, framing) for x in noisy]).astype(np.complex64)
     clean_spec = np.stack([dsp.stft(x, framing) for x in clean]).astype(np.complex64)
     power = noisy_spec.real**2 + noisy_spec.imag**2
+    spectrum = metadata.features.spectrum
     return Batch(
+        spectrum=None if spectrum is None else dsp.low_band_spectrum(noisy_spec, spectrum.bins),
         features=extractor(power),
         noisy_real=np.ascontiguousarray(noisy_spec.real),
         noisy_imag=np.ascontiguousarray(noisy_spec.imag),

@@ -349,6 +349,9 @@ class FeatureExtractor:
             if band_edges_hz is None:
                 raise ValueError(f"{feature_type} features need band edges")
             self._pooling: np.ndarray | None = band_pooling_matrix(band_edges_hz, framing).T.copy()
+            self._pooling64 = self._pooling.astype(np.float64)
+            """The same matrix in float64: float64 power (the engine's) @ float32 pooling is computed
+            in float64 anyway, so this gives identical features without converting it every frame."""
             self.size = self._pooling.shape[1]
         elif feature_type == FEATURE_LOG_POWER_BINS:
             self._pooling = None
@@ -366,8 +369,9 @@ class FeatureExtractor:
         # Clamp first: +inf times a bin's zero weight in another band would give NaN.
         power = np.minimum(power, POWER_CEILING)
         if self._pooling is not None:
+            pooling = self._pooling64 if power.dtype == np.float64 else self._pooling
             with np.errstate(over="ignore"):  # a float32 band sum beyond float32 range is clamped by log_power
-                return log_power(power @ self._pooling)
+                return log_power(power @ pooling)
         out = np.zeros(power.shape[:-1] + (self.size,), dtype=np.float32)
         out[..., : self._shared] = power[..., : self._shared]
         return log_power(out)
@@ -407,3 +411,91 @@ def raise_to_floor(gains: GainsT, floor: float) -> GainsT:
     (:mod:`model_export.losses`) limits the gains exactly as the engine does.
     """
     return floor + (1.0 - floor) * gains
+
+
+# --- Phase-aware models: the low band's complex spectrum in, a deep filter out ---------------
+
+SPECTRUM_LOW_BAND_RMS = "low_band_rms"
+"""Spectrum input: the complex STFT of bins ``0 .. bins - 1`` (the low band), interleaved
+(real and imaginary part of bin 0, then of bin 1, ...), divided by the root-mean-square
+magnitude of those bins in the same frame (:func:`low_band_spectrum`). Stateless,
+level-independent and bounded: no value exceeds ``sqrt(bins)`` in magnitude, whatever the
+input level (the level is in the band features)."""
+
+SPECTRUM_TYPES = (SPECTRUM_LOW_BAND_RMS,)
+
+DEEP_FILTER_LAYOUT = "tap_bin_part"
+"""How a deep filter's ``2 * order * bins`` coefficients are laid out in the model's output:
+tap-major, then bin, then real/imaginary part (complex numbers interleaved, as numpy stores
+them): part ``p`` of the coefficient of ``(tap, bin)`` is at ``2 * (tap * bins + bin) + p``.
+Tap 0 applies to the oldest frame (see :func:`deep_filter_offsets`)."""
+
+
+def low_band_spectrum(spectrum: np.ndarray, bins: int) -> np.ndarray:
+    """The :data:`SPECTRUM_LOW_BAND_RMS` model input of complex spectra ``[..., n_bins]``: float32 ``[..., 2 * bins]``.
+
+    Bins ``0 .. bins - 1`` (same frequencies at every device rate), real and imaginary
+    parts interleaved, divided by ``sqrt(mean |X_k|^2 + POWER_FLOOR)`` over those bins.
+    Bins the device does not have (a 16 kHz model's low band above a low device
+    rate's Nyquist) count as zeros. Computed in float64 and finite for any finite
+    spectrum; every value lies within ``[-sqrt(bins), sqrt(bins)]``. A few microseconds
+    per frame (the engine calls it every hop).
+    """
+    shared = min(bins, spectrum.shape[-1])
+    parts = np.ascontiguousarray(spectrum[..., :shared], dtype=np.complex128).view(np.float64)
+    if parts.ndim == 1:  # one frame (the engine, every hop): the same sum, without the batch machinery
+        power = np.dot(parts, parts)
+    else:
+        power = np.einsum("...k,...k->...", parts, parts)[..., None]  # sum of |X_k|^2 per frame
+    scaled = parts * (1.0 / np.sqrt(power / bins + POWER_FLOOR))
+    if shared == bins:
+        return scaled.astype(np.float32)
+    out = np.zeros(spectrum.shape[:-1] + (2 * bins,), dtype=np.float32)
+    out[..., : 2 * shared] = scaled
+    return out
+
+
+def deep_filter_offsets(order: int, lookahead: int) -> range:
+    """Frame offsets of a deep filter's taps relative to the frame it shapes, oldest first.
+
+    ``order`` taps of which ``lookahead`` lie in the future: ``-(order - 1 - lookahead) ..
+    lookahead``. With ``order=3, lookahead=1``: the previous, the same and the next frame.
+    """
+    if order < 1 or not 0 <= lookahead < order:
+        raise ValueError(f"a deep filter needs order >= 1 and 0 <= lookahead < order (got {order}, {lookahead})")
+    return range(lookahead - order + 1, lookahead + 1)
+
+
+def deep_filter_coefficients(flat: np.ndarray, order: int, bins: int) -> np.ndarray:
+    """Complex coefficients ``[..., order, bins]`` from a model's flat output (:data:`DEEP_FILTER_LAYOUT`):
+    complex64 for float32 output (a view, no copy: the engine's case), else complex128."""
+    parts = np.ascontiguousarray(flat, dtype=np.float32 if flat.dtype == np.float32 else np.float64)
+    return parts.view(np.complex64 if parts.dtype == np.float32 else np.complex128).reshape(
+        parts.shape[:-1] + (order, bins)
+    )
+
+
+def apply_deep_filter(taps: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
+    """The deep filter's output ``[..., bins]``: ``sum_i coefficients[i] * taps[i]`` (complex).
+
+    ``taps`` are the spectra of the frames at :func:`deep_filter_offsets` (``[..., order,
+    bins]``, oldest first); ``coefficients`` as :func:`deep_filter_coefficients` gives them.
+    A complex FIR filter over frames, per bin. A model's enhanced low band is its gain
+    times the spectrum *plus* this (the filter is a phase-aware correction: coefficients
+    of 0 leave a gain-only model).
+    """
+    return np.sum(taps * coefficients, axis=-2)
+
+
+def scale_deep_filter(coefficients: GainsT, floor: float) -> GainsT:
+    """Deep-filter coefficients under an attenuation limit: ``(1 - floor) * coefficients``.
+
+    With :func:`raise_to_floor` on the gains this makes the output ``floor * X + (1 - floor)
+    * Y``: the noisy frame ``X`` mixed at ``floor`` into the model's estimate ``Y`` (gains
+    and filter alike). For gains alone that is exactly the old bound (no bin loses more than
+    the limit); a filter can cancel part of the mixed-in ``floor * X``, so in the filtered
+    band the limit bounds how much of the noisy input is kept, not the band's attenuation.
+    A 0 dB limit (floor 1) gives the delayed input exactly. Works on numpy arrays and on
+    TensorFlow tensors alike.
+    """
+    return (1.0 - floor) * coefficients

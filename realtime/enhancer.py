@@ -14,6 +14,17 @@ Per hop (the model's hop duration at the device rate):
    applied to the spectrum (``lookahead_frames`` older, if the model looks ahead);
 4. the frame is synthesised and overlap-added.
 
+Phase-aware models (metadata format version 2) also get the low band's complex
+spectrum (:func:`realtime.dsp.low_band_spectrum`) and return deep-filter
+coefficients: the low band of the frame being shaped becomes ``gain * X`` plus a
+complex FIR filter over the stored spectra of the frames around it
+(:func:`realtime.dsp.deep_filter_offsets`: e.g. the previous, the same and the
+next frame). The filter's future taps never reach past the newest frame (the
+metadata refuses a filter lookahead beyond ``lookahead_frames``), so it adds no
+latency. Under an attenuation limit the output is ``floor * X + (1 - floor) *
+estimate`` in every bin (:func:`realtime.dsp.scale_deep_filter`): for gain-only
+models exactly the old limit, computed as before.
+
 Faults never stop the stream or poison later output:
 
 * samples that are not audio, non-finite (NaN, +-Inf) or beyond
@@ -21,7 +32,11 @@ Faults never stop the stream or poison later output:
   restarts (reset states) at the first frame clear of them: the fault leaves no
   trace in its memory, so the output is a freshly started model's at once;
 * when a model state turns non-finite, the model is reset;
-* when running the model fails (``MaskModel.step`` raises), the hop passes the
+* a deep filter also reads the spectra of the frames before the one it shapes
+  (silenced samples give finite spectra): after invalid input, the output is a
+  freshly started model's once the invalid samples are older than the filter's
+  oldest tap;
+* when running the model fails (``MaskModel.step`` or ``run`` raises), the hop passes the
   input through unmasked (same latency, no gap: the overlap-add crossfades), the
   failure is counted and logged once per episode, and the model is tried again
   (from a reset state) after :data:`MODEL_RETRY_SECONDS`.
@@ -139,13 +154,33 @@ class Enhancer:
         self._max_gain = np.float32(meta.mask.max_gain)
         self.atten_lim_db = atten_lim_db
         self.bypass = bypass
+        self._spectrum_bins = meta.features.spectrum.bins if meta.features.spectrum else 0
+        self._deep = meta.mask.deep_filter
+        history = 0
+        """Stored spectra older than the frame being shaped that the deep filter reads."""
+        if self._deep is not None:
+            offsets = dsp.deep_filter_offsets(self._deep.order, self._deep.lookahead)
+            history = -offsets[0]
+            self._deep_bins = min(self._deep.bins, self.framing.n_bins)
+            """Device bins the filter shapes (fewer than the model's on a device below its low band's top)."""
+            ring = self.lookahead_frames + history + 1
+            self._tap_rows = [np.asarray(offsets) + (index - 1 - self.lookahead_frames) for index in range(ring)]
+            """Ring rows of the filter's taps, oldest first, by ``frame count % ring size`` (the count after
+            the newest frame is stored): precomputed, as every hop needs them."""
+            for rows in self._tap_rows:
+                rows %= ring
+        self.last_deep_filter = np.zeros((self._deep.order, self._deep.bins) if self._deep else (0, 0), np.complex128)
+        """Complex deep-filter coefficients applied to the most recent frame (``[order, bins]``, after
+        clipping and the attenuation limit); empty for a gain-only model."""
 
         window = self.framing.window_length
         self._frame = np.zeros(window)
         self._ola = np.zeros(window)
         self._pending = np.zeros(hop)
         self._pending_count = 0
-        self._spectra = np.zeros((self.lookahead_frames + 1, self.framing.n_bins), dtype=np.complex128)
+        self._spectra = np.zeros((self.lookahead_frames + history + 1, self.framing.n_bins), dtype=np.complex128)
+        """Ring of the newest spectra: frame ``m`` is at ``m % len``; the frame shaped is ``lookahead_frames``
+        older than the newest, the deep filter reaches ``history`` frames further back."""
         self._frame_index = 0
         self._output = RingBuffer(self.buffering_latency + hop)
         self.last_gains = np.ones(self.framing.n_bins, dtype=np.float32)
@@ -297,13 +332,16 @@ class Enhancer:
         self._frame_index += 1
         if timing:
             analysed = time.perf_counter()
-        gains = None if self.bypass else self._guarded_gains(spectrum.real**2 + spectrum.imag**2)
+        outputs = None if self.bypass else self._guarded_outputs(spectrum)
+        gains = None if outputs is None else outputs[0]
         if timing:
             inferred = time.perf_counter()
-        # With lookahead, this frame's mask applies to the oldest stored spectrum.
-        target = self._spectra[self._frame_index % len(self._spectra)]
+        # With lookahead, this frame's mask applies to the frame lookahead_frames older than this one.
+        target = self._spectra[(self._frame_index - 1 - self.lookahead_frames) % len(self._spectra)]
         if gains is not None:
             target = target * gains
+            if outputs[1] is not None:
+                target[: self._deep_bins] += self._filtered_low_band(outputs[1])
         if self.gain_log is not None:
             self.gain_log.append(np.ones(self.framing.n_bins, np.float32) if gains is None else gains.copy())
         self._ola += np.fft.irfft(target, n=len(frame)) * self._synthesis
@@ -322,12 +360,18 @@ class Enhancer:
         self.model.reset()
         self.model_resets += 1
 
-    def _guarded_gains(self, power: np.ndarray) -> np.ndarray | None:
-        """Bin gains for one frame, or None (pass it through) while the model is failing."""
+    def _filtered_low_band(self, coefficients: np.ndarray) -> np.ndarray:
+        """The deep filter's output for the frame being shaped: ``[deep bins]`` complex."""
+        taps = self._spectra[self._tap_rows[self._frame_index % len(self._spectra)], : self._deep_bins]
+        return dsp.apply_deep_filter(taps, coefficients[:, : self._deep_bins])
+
+    def _guarded_outputs(self, spectrum: np.ndarray) -> tuple[np.ndarray, np.ndarray | None] | None:
+        """Bin gains and deep-filter coefficients (None for a gain-only model) for one frame, or
+        None (pass it through) while the model is failing."""
         if self.model_failing and self.hops_processed < self._retry_hop:
             return None
         try:
-            gains = self._gains(power)
+            outputs = self._gains(spectrum)
         except Exception as exc:  # noqa: BLE001 - any model error: fall back to pass-through
             if not self.fallback:
                 raise ModelError(f"{self.model.source}: running the model failed ({type(exc).__name__}: {exc}); "
@@ -337,7 +381,7 @@ class Enhancer:
         if self.model_failing:
             self.model_failing = False
             log.warning("the model runs again; enhancing again (%d failed hops so far)", self.model_failures)
-        return gains
+        return outputs
 
     def _model_failed(self, exc: Exception) -> None:
         """Count a model failure, log it once per episode, and back off before the next try."""
@@ -355,17 +399,37 @@ class Enhancer:
         self._retry_hop = self.hops_processed + self.model_retry_hops
         self.model.reset()  # a failed step may have left the states half-updated
 
-    def _gains(self, power: np.ndarray) -> np.ndarray:
-        """Bin gains for one frame from its bin power."""
-        mask = self.model.step(self._features(power))
-        if not np.isfinite(mask).all() or not self.model.states_finite():
+    def _gains(self, spectrum: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Bin gains and complex deep-filter coefficients (``[order, bins]``, None for a gain-only
+        model) for one frame from its spectrum."""
+        features = self._features(spectrum.real**2 + spectrum.imag**2)
+        if self._spectrum_bins or self._deep is not None:
+            low_band = dsp.low_band_spectrum(spectrum, self._spectrum_bins) if self._spectrum_bins else None
+            mask, flat = self.model.run(features, low_band)
+        else:  # a gain-only model, run as it always was
+            mask, flat = self.model.step(features), None
+        if (
+            not np.isfinite(mask).all()
+            or (flat is not None and not np.isfinite(flat).all())
+            or not self.model.states_finite()
+        ):
             # A non-finite state would poison every later frame: start the model afresh.
             self.model.reset()
             self.model_resets += 1
             mask = np.ones_like(mask)
+            flat = None if flat is None else np.zeros_like(flat)
         self.last_mask = mask
         gains = self._spread @ np.clip(mask, 0.0, self._max_gain)
         if self._floor > 0:
             gains = dsp.raise_to_floor(gains, self._floor)
         self.last_gains = gains
-        return gains
+        coefficients = None
+        if self._deep is not None:
+            assert flat is not None  # MaskModel returns coefficients for a model with a deep filter
+            limit = self._deep.max_coef
+            clipped = np.minimum(np.maximum(flat, -limit), limit)  # np.clip, at half its cost on small arrays
+            coefficients = dsp.deep_filter_coefficients(clipped, self._deep.order, self._deep.bins)
+            if self._floor > 0:
+                coefficients = dsp.scale_deep_filter(coefficients, float(self._floor))
+            self.last_deep_filter = coefficients
+        return gains, coefficients

@@ -23,6 +23,19 @@ Example record::
      "states": [{"input": "gru_state", "output": "gru_state_out", "shape": [1, 96]}],
      "quantization": "int8", "parameters": 98304,
      "training": {"command": "...", "seed": 0}}
+
+Phase-aware models (format version 2) add a second input and a second output::
+
+     "features": {..., "spectrum": {"type": "low_band_rms", "tensor": "spectrum", "bins": 96}},
+     "mask": {..., "deep_filter": {"tensor": "df_coefs", "bins": 96, "order": 3,
+                                   "lookahead": 1, "max_coef": 1.0}},
+
+``spectrum`` is the low band's complex spectrum, normalised (:func:`realtime.dsp.low_band_spectrum`),
+fed as ``[1, 2 * bins]`` (real and imaginary parts interleaved); ``deep_filter`` is a complex FIR filter over ``order`` frames per
+bin for the lowest ``bins`` bins, returned as ``[1, 2 * order * bins]``
+(:data:`realtime.dsp.DEEP_FILTER_LAYOUT`), added to the gain-masked spectrum. Records
+without them are written as format version 1, exactly as before, so older quietmic
+versions keep reading such models and refuse phase-aware ones with "upgrade quietmic".
 """
 
 from __future__ import annotations
@@ -41,7 +54,13 @@ METADATA_NAME = "quietmic.metadata"
 """Name of the flatbuffer metadata entry holding the JSON record."""
 
 FORMAT = "quietmic-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""Newest record version this quietmic reads (and writes, for models that need it)."""
+
+BASIC_FORMAT_VERSION = 1
+"""Version of records without a spectrum input or deep filter (every model before version 2)."""
+
+SUPPORTED_FORMAT_VERSIONS = (BASIC_FORMAT_VERSION, FORMAT_VERSION)
 QUANTIZATIONS = ("int8", "int8-full", "float32")
 """``int8``: int8 weights, float activations and I/O; ``int8-full``: int8 activations too; ``float32``."""
 
@@ -60,6 +79,57 @@ MAX_LOOKAHEAD_FRAMES = 100
 MAX_METADATA_NESTING = 64
 """Deepest JSON nesting accepted in the record (real records nest three levels)."""
 
+MAX_DEEP_FILTER_ORDER = 16
+"""Most deep-filter taps accepted (frames the filter spans); real models use 2 to 5."""
+
+V2_FIELDS = {"features": "spectrum", "mask": "deep_filter"}
+"""The sections of a record that may hold a format-version-2 field, and its key."""
+
+
+@dataclass(frozen=True)
+class SpectrumSpec:
+    """A model input carrying the low band's complex spectrum (:data:`realtime.dsp.SPECTRUM_TYPES`).
+
+    Attributes:
+        type: how it is normalised (:data:`realtime.dsp.SPECTRUM_LOW_BAND_RMS`).
+        tensor: the input tensor, ``[1, 2 * bins]`` float32 (real and imaginary parts interleaved).
+        bins: STFT bins ``0 .. bins - 1`` of the model's framing.
+    """
+
+    type: str
+    tensor: str
+    bins: int
+
+    @property
+    def size(self) -> int:
+        """Length of the input vector: ``2 * bins``."""
+        return 2 * self.bins
+
+
+@dataclass(frozen=True)
+class DeepFilterSpec:
+    """A model output of deep-filter coefficients for the low band (:func:`realtime.dsp.apply_deep_filter`).
+
+    Attributes:
+        tensor: the output tensor, ``[1, 2 * order * bins]`` float32 (:data:`realtime.dsp.DEEP_FILTER_LAYOUT`).
+        bins: the filter shapes STFT bins ``0 .. bins - 1``.
+        order: taps (frames) per bin.
+        lookahead: taps in the future of the frame shaped; at most the model's
+            ``lookahead_frames`` (the filter adds no latency).
+        max_coef: the engine clips each coefficient's real and imaginary part to ``[-max_coef, max_coef]``.
+    """
+
+    tensor: str
+    bins: int
+    order: int
+    lookahead: int = 0
+    max_coef: float = 1.0
+
+    @property
+    def size(self) -> int:
+        """Length of the output vector: ``2 * order * bins``."""
+        return 2 * self.order * self.bins
+
 
 @dataclass(frozen=True)
 class StateSpec:
@@ -77,16 +147,21 @@ class FeatureSpec:
     type: str
     tensor: str
     band_edges_hz: tuple[float, ...] | None = None
+    spectrum: SpectrumSpec | None = None
+    """A second input with the low band's complex spectrum (format version 2), or None."""
 
 
 @dataclass(frozen=True)
 class MaskSpec:
-    """Model output mask: real gains per band or per bin, in ``[0, max_gain]``."""
+    """Model output mask: real gains per band or per bin, in ``[0, max_gain]``, and optionally
+    a deep filter for the low band (format version 2)."""
 
     type: str
     tensor: str
     max_gain: float = 1.0
     band_edges_hz: tuple[float, ...] | None = None
+    deep_filter: DeepFilterSpec | None = None
+    """A second output with deep-filter coefficients, or None (gains only)."""
 
 
 @dataclass(frozen=True)
@@ -136,10 +211,42 @@ class ModelMetadata:
             return len(self.mask.band_edges_hz or ()) - 1
         return self.framing.n_bins
 
+    @property
+    def spectrum_size(self) -> int:
+        """Length of the spectrum input per frame (0: the model has none)."""
+        return self.features.spectrum.size if self.features.spectrum else 0
+
+    @property
+    def deep_filter_size(self) -> int:
+        """Length of the deep-filter output per frame (0: the model has none)."""
+        return self.mask.deep_filter.size if self.mask.deep_filter else 0
+
+    @property
+    def input_size(self) -> int:
+        """All inputs of a frame but the states: features, then the spectrum (if any)."""
+        return self.feature_size + self.spectrum_size
+
+    @property
+    def output_size(self) -> int:
+        """All outputs of a frame but the states: the mask, then the deep filter (if any)."""
+        return self.mask_size + self.deep_filter_size
+
+    @property
+    def format_version(self) -> int:
+        """The record version this model needs: 2 with a spectrum input or deep filter, else 1."""
+        return FORMAT_VERSION if self.features.spectrum or self.mask.deep_filter else BASIC_FORMAT_VERSION
+
     def to_json(self) -> str:
-        """The record as JSON text, with the derived latency fields included."""
+        """The record as JSON text, with the derived latency fields included.
+
+        Version-2 fields are left out when absent, so a gain-only model's record is what it
+        was before they existed (and older quietmic versions read it).
+        """
         record = asdict(self)
-        record = {"format": FORMAT, "format_version": FORMAT_VERSION, **record}
+        for section, key in V2_FIELDS.items():
+            if record[section][key] is None:
+                del record[section][key]
+        record = {"format": FORMAT, "format_version": self.format_version, **record}
         record["algorithmic_latency_samples"] = self.algorithmic_latency_samples
         record["algorithmic_latency_ms"] = self.algorithmic_latency_ms
         return json.dumps(record, indent=1, sort_keys=True)
@@ -204,8 +311,13 @@ class ModelMetadata:
                 raise ModelError(
                     f"{source}: inconsistent quietmic metadata: {what}.band_edges_hz: {exc}; {REEXPORT_HINT}"
                 ) from None
+        self._validate_phase_aware(source)
         names = [self.features.tensor] + [s.input for s in self.states]
         outputs = [self.mask.tensor] + [s.output for s in self.states]
+        if self.features.spectrum:
+            names.append(self.features.spectrum.tensor)
+        if self.mask.deep_filter:
+            outputs.append(self.mask.deep_filter.tensor)
         _check(len(set(names)) == len(names), source, "input tensor names must be unique")
         _check(len(set(outputs)) == len(outputs), source, "output tensor names must be unique")
         for state in self.states:
@@ -214,6 +326,43 @@ class ModelMetadata:
                 source,
                 f"state {state.input!r} has an invalid shape {list(state.shape)}",
             )
+
+    def _validate_phase_aware(self, source: str) -> None:
+        """Check the spectrum input and the deep filter (format version 2), if present."""
+        n_bins = self.framing.n_bins
+        spectrum = self.features.spectrum
+        if spectrum is not None:
+            _check(
+                spectrum.type in dsp.SPECTRUM_TYPES, source, f"features.spectrum.type must be one of {dsp.SPECTRUM_TYPES}"
+            )
+            _check(
+                1 <= spectrum.bins <= n_bins,
+                source,
+                f"features.spectrum.bins must be between 1 and {n_bins} (the framing's bins; it is {spectrum.bins})",
+            )
+        deep = self.mask.deep_filter
+        if deep is None:
+            return
+        _check(
+            1 <= deep.bins <= n_bins,
+            source,
+            f"mask.deep_filter.bins must be between 1 and {n_bins} (the framing's bins; it is {deep.bins})",
+        )
+        _check(
+            1 <= deep.order <= MAX_DEEP_FILTER_ORDER,
+            source,
+            f"mask.deep_filter.order must be between 1 and {MAX_DEEP_FILTER_ORDER} taps (it is {deep.order})",
+        )
+        _check(
+            0 <= deep.lookahead <= min(self.lookahead_frames, deep.order - 1),
+            source,
+            f"mask.deep_filter.lookahead must be between 0 and the smaller of lookahead_frames and order - 1 "
+            f"({min(self.lookahead_frames, deep.order - 1)}; it is {deep.lookahead}): a filter tap beyond the "
+            "model's lookahead would need audio that has not arrived",
+        )
+        _check(
+            deep.max_coef > 0 and math.isfinite(deep.max_coef), source, "mask.deep_filter.max_coef must be > 0"
+        )
 
 
 def _check(condition: bool, source: str, message: str) -> None:
@@ -277,6 +426,40 @@ def _max_gain(mask: dict[str, Any], source: str) -> float:
     return gain
 
 
+def _finite_number(section: dict[str, Any], key: str, what: str, source: str, default: float) -> float:
+    """``section[key]`` (or ``default``) as a finite float, else a :class:`ModelError` naming ``what``."""
+    value = _finite_float(_field(section, key, (int, float), source, default))
+    if value is None:
+        raise ModelError(f"{source}: quietmic metadata {what} must be a finite number; {REEXPORT_HINT}")
+    return value
+
+
+def _spectrum(features: dict[str, Any], source: str) -> SpectrumSpec | None:
+    """The ``features.spectrum`` object of a record (format version 2), or None if it has none."""
+    raw = _field(features, "spectrum", (dict, type(None)), source, None)
+    if raw is None:
+        return None
+    return SpectrumSpec(
+        type=_field(raw, "type", str, source),
+        tensor=_field(raw, "tensor", str, source),
+        bins=_field(raw, "bins", int, source),
+    )
+
+
+def _deep_filter(mask: dict[str, Any], source: str) -> DeepFilterSpec | None:
+    """The ``mask.deep_filter`` object of a record (format version 2), or None if it has none."""
+    raw = _field(mask, "deep_filter", (dict, type(None)), source, None)
+    if raw is None:
+        return None
+    return DeepFilterSpec(
+        tensor=_field(raw, "tensor", str, source),
+        bins=_field(raw, "bins", int, source),
+        order=_field(raw, "order", int, source),
+        lookahead=_field(raw, "lookahead", int, source, 0),
+        max_coef=_finite_number(raw, "max_coef", "mask.deep_filter.max_coef", source, 1.0),
+    )
+
+
 def _parse_record(record: Any, source: str) -> ModelMetadata:
     if not isinstance(record, dict):
         raise ModelError(f"{source}: quietmic metadata must be a JSON object; {REEXPORT_HINT}")
@@ -296,10 +479,10 @@ def _parse_record(record: Any, source: str) -> ModelMetadata:
             f"({FORMAT_VERSION}); upgrade quietmic, or export the model again with this quietmic's "
             "'python -m model_export'"
         )
-    if version != FORMAT_VERSION:
+    if version not in SUPPORTED_FORMAT_VERSIONS:
         raise ModelError(
-            f"{source}: metadata format version {version} is not supported (this quietmic reads version "
-            f"{FORMAT_VERSION}); {REEXPORT_HINT}"
+            f"{source}: metadata format version {version} is not supported (this quietmic reads versions "
+            f"{', '.join(map(str, SUPPORTED_FORMAT_VERSIONS))}); {REEXPORT_HINT}"
         )
     features = _field(record, "features", dict, source)
     mask = _field(record, "mask", dict, source)
@@ -323,12 +506,14 @@ def _parse_record(record: Any, source: str) -> ModelMetadata:
             type=_field(features, "type", str, source),
             tensor=_field(features, "tensor", str, source),
             band_edges_hz=_edges(features, source),
+            spectrum=_spectrum(features, source),
         ),
         mask=MaskSpec(
             type=_field(mask, "type", str, source),
             tensor=_field(mask, "tensor", str, source),
             max_gain=_max_gain(mask, source),
             band_edges_hz=_edges(mask, source),
+            deep_filter=_deep_filter(mask, source),
         ),
         states=tuple(states),
         quantization=_field(record, "quantization", str, source),
@@ -336,6 +521,11 @@ def _parse_record(record: Any, source: str) -> ModelMetadata:
         parameters=_field(record, "parameters", int, source, 0),
         training=_field(record, "training", dict, source, {}),
     )
+    if version < meta.format_version:
+        raise ModelError(
+            f"{source}: inconsistent quietmic metadata: a spectrum input or deep filter needs format_version "
+            f"{meta.format_version}, the record says {version}; {REEXPORT_HINT}"
+        )
     meta.validate(source)
     stated = record.get("algorithmic_latency_samples")
     if stated is not None and stated != meta.algorithmic_latency_samples:

@@ -14,6 +14,11 @@ gives) and reports masks or states that are not finite or not of the stated
 size. :func:`check_model_file` does the same in a child process, so that a
 file which makes TensorFlow Lite itself abort (some damaged int8 models do)
 is reported instead of killing the caller (``quietmic info --model F`` uses it).
+
+A phase-aware model (metadata format version 2) takes a second input, the low
+band's normalised complex spectrum, and returns a second output, deep-filter
+coefficients (:meth:`MaskModel.run`); the check feeds the probes a spectrum too
+and checks the coefficients like the mask.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
@@ -175,6 +180,19 @@ class _RunError(Exception):
     """A frame could not be run; the message says why (without the file name)."""
 
 
+class ModelOutputs(NamedTuple):
+    """What a model returns for one frame (states aside).
+
+    Attributes:
+        mask: ``mask_size`` float32 gains.
+        deep_filter: ``2 * order * bins`` float32 deep-filter coefficients
+            (:data:`realtime.dsp.DEEP_FILTER_LAYOUT`), or None for a gain-only model.
+    """
+
+    mask: np.ndarray
+    deep_filter: np.ndarray | None
+
+
 class MaskModel:
     """A streaming mask model: features of one frame in, one mask out, states kept inside.
 
@@ -207,6 +225,19 @@ class MaskModel:
         self._features_index = self._tensor_index(inputs, meta.features.tensor, (1, meta.feature_size), "input")
         self._mask_shape = (1, meta.mask_size)
         self._mask_index = self._tensor_index(outputs, meta.mask.tensor, self._mask_shape, "output")
+        self._spectrum_index: int | None = None
+        self._spectrum = np.zeros((1, meta.spectrum_size), dtype=np.float32)
+        if meta.features.spectrum is not None:
+            expected_inputs.add(meta.features.spectrum.tensor)
+            self._spectrum_index = self._tensor_index(
+                inputs, meta.features.spectrum.tensor, (1, meta.spectrum_size), "input"
+            )
+        self._deep_filter_index: int | None = None
+        self._deep_filter_shape = (1, meta.deep_filter_size)
+        if meta.mask.deep_filter is not None:
+            self._deep_filter_index = self._tensor_index(
+                outputs, meta.mask.deep_filter.tensor, self._deep_filter_shape, "output"
+            )
         self._state_pairs: list[tuple[int, int]] = []
         self._initial_states: list[np.ndarray] = []
         for state in meta.states:
@@ -276,12 +307,21 @@ class MaskModel:
                 f"({_one_line(str(exc))}); {REEXPORT_HINT}"
             ) from None
 
-    def _run(self, features: np.ndarray) -> np.ndarray:
+    def _run(self, features: np.ndarray, spectrum: np.ndarray | None = None) -> ModelOutputs:
         """One frame, states fed back; raises :class:`_RunError` if it cannot run or returns the wrong sizes."""
         interpreter = self._interpreter
         self._features[0] = features
+        if self._spectrum_index is not None:
+            if spectrum is None:
+                raise ValueError(
+                    f"{self.source}: this model takes the low band's spectrum as a second input; pass it "
+                    "(realtime.dsp.low_band_spectrum) to run() or step()"
+                )
+            self._spectrum[0] = spectrum
         try:
             interpreter.set_tensor(self._features_index, self._features)
+            if self._spectrum_index is not None:
+                interpreter.set_tensor(self._spectrum_index, self._spectrum)
             for (in_index, _), state in zip(self._state_pairs, self._states):
                 interpreter.set_tensor(in_index, state)
             interpreter.invoke()
@@ -290,6 +330,15 @@ class MaskModel:
         mask = interpreter.get_tensor(self._mask_index)
         if mask.shape != self._mask_shape:
             raise _RunError(f"the model returned a mask of shape {list(mask.shape)}, the metadata says {list(self._mask_shape)}")
+        deep_filter = None
+        if self._deep_filter_index is not None:
+            deep_filter = interpreter.get_tensor(self._deep_filter_index)
+            if deep_filter.shape != self._deep_filter_shape:
+                raise _RunError(
+                    f"the model returned deep-filter coefficients of shape {list(deep_filter.shape)}, "
+                    f"the metadata says {list(self._deep_filter_shape)}"
+                )
+            deep_filter = deep_filter[0]
         for i, (_, out_index) in enumerate(self._state_pairs):
             state = interpreter.get_tensor(out_index)
             if state.shape != self._initial_states[i].shape:
@@ -299,19 +348,25 @@ class MaskModel:
                     f"the metadata says {list(self._initial_states[i].shape)}"
                 )
             self._states[i] = state
-        return mask[0]
+        return ModelOutputs(mask[0], deep_filter)
 
-    def step(self, features: np.ndarray) -> np.ndarray:
-        """Run one frame: ``features`` (``feature_size`` floats) -> mask (``mask_size`` float32).
+    def run(self, features: np.ndarray, spectrum: np.ndarray | None = None) -> ModelOutputs:
+        """Run one frame: ``features`` (``feature_size`` floats) and, for a model with a spectrum
+        input, ``spectrum`` (``spectrum_size`` floats) -> mask and deep-filter coefficients.
 
         The recurrent states are fed back for the next call. Raises
         :class:`ModelError` if the frame cannot be run or the model returns a
-        mask or state of another size than its metadata states.
+        mask, coefficients or a state of another size than its metadata states;
+        ``ValueError`` if the model needs a spectrum and none is given.
         """
         try:
-            return self._run(features)
+            return self._run(features, spectrum)
         except _RunError as exc:
             raise ModelError(f"{self.source}: {exc}; {REEXPORT_HINT}") from None
+
+    def step(self, features: np.ndarray, spectrum: np.ndarray | None = None) -> np.ndarray:
+        """Run one frame and return only its mask (``mask_size`` float32); see :meth:`run`."""
+        return self.run(features, spectrum).mask
 
     def reset(self) -> None:
         """Clear the recurrent states (as at load time)."""
@@ -351,6 +406,22 @@ PROBES: tuple[tuple[str, FeatureSource], ...] = (
     ("random features", lambda rng, size: rng.uniform(*RANDOM_FEATURE_RANGE, size).astype(np.float32)),
 )
 """The inputs :func:`check_model` runs, each from fresh states for :data:`PROBE_FRAMES` frames."""
+
+
+SILENT_PROBES = ("zero features", "digital silence")
+"""The probes of :data:`PROBES` whose spectrum input (phase-aware models) is all zeros."""
+
+
+def _probe_spectrum(name: str, rng: np.random.Generator, size: int) -> np.ndarray:
+    """The spectrum input that goes with probe ``name``: zeros for the silent probes, else random
+    complex values of unit RMS magnitude, as :func:`realtime.dsp.low_band_spectrum` gives; nothing
+    (and no random numbers drawn) for a model without a spectrum input (``size`` 0)."""
+    if name in SILENT_PROBES or size == 0:
+        return np.zeros(size, dtype=np.float32)
+    values = rng.standard_normal(size)
+    bins = size // 2
+    rms = math.sqrt(float(np.sum(values**2)) / bins) or 1.0
+    return (values / rms).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -403,13 +474,16 @@ def _run_probe(
     model.reset()
     low, high = math.inf, -math.inf
     size = model.metadata.feature_size
+    spectrum_size = model.metadata.spectrum_size
     for frame in range(1, frames + 1):
         try:
-            mask = model._run(source(rng, size))
+            mask, deep_filter = model._run(source(rng, size), _probe_spectrum(name, rng, spectrum_size))
         except _RunError as exc:
             return frame, str(exc), low, high
         if not np.isfinite(mask).all():
             return frame, "the mask holds NaN or Inf", low, high
+        if deep_filter is not None and not np.isfinite(deep_filter).all():
+            return frame, "the deep-filter coefficients hold NaN or Inf", low, high
         broken = model.nonfinite_states()
         if broken:
             return frame, f"the recurrent state {', '.join(map(repr, broken))} holds NaN or Inf", low, high
