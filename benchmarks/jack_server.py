@@ -155,6 +155,18 @@ class JackServer:
         """Xruns the server has reported so far (its "XRun" messages)."""
         return sum(1 for line in self.messages().splitlines() if "xrun" in line.lower())
 
+    def crash(self) -> None:
+        """Kill the server (SIGKILL: no goodbye to its clients), as a crash would; this process's PortAudio lets
+        go of it first (only other processes meet the crash). :meth:`start` brings it back under the same name,
+        which also frees the killed server's slot in JACK's registry."""
+        if self._process is not None:
+            os.environ["JACK_DEFAULT_SERVER"] = "quietmic-no-server"
+            reinitialise_portaudio()
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+        self.stop()
+
     def stop(self) -> None:
         """Detach PortAudio from the server, then stop it (the server stops even if detaching fails)."""
         try:

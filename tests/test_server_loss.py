@@ -202,12 +202,10 @@ def _jack_loser(server: JackServer) -> Callable[[int], None]:
     """Takes the server away: a clean stop on even cycles, a crash (SIGKILL, no goodbye to clients) on odd ones."""
 
     def lose(cycle: int) -> None:
-        assert server._process is not None
         if cycle % 2:
-            server._process.kill()
-            server._process.wait()
-            server._process = None
-        server.stop()  # the clean stop, or the clean-up after the crash
+            server.crash()
+        else:
+            server.stop()
 
     return lose
 
