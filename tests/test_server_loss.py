@@ -18,7 +18,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pytest
 
@@ -210,34 +210,36 @@ def _jack_loser(server: JackServer) -> Callable[[int], None]:
     return lose
 
 
-def test_the_service_survives_twenty_jack_server_losses(reference_model, xdg: dict[str, str], tmp_path: Path) -> None:
+@pytest.fixture
+def jack(xdg: dict[str, str]) -> Iterator[tuple[JackServer, dict[str, str]]]:
+    """A private JACK server, and the environment of a service that uses it."""
     _require("jackd")
     Path(xdg["XDG_RUNTIME_DIR"]).mkdir(mode=0o700)
     server = JackServer(48000, 480)
     server.start()
     assert server.name is not None
-    env = {**xdg, "JACK_DEFAULT_SERVER": server.name}
-    lose = _jack_loser(server)
     try:
-        _cycle_service(env, Path(xdg["XDG_STATE_HOME"]) / "quietmic" / "quietmic.log", lose,
-                       lambda _cycle: server.start(), lambda: f"{SOURCE_NAME}:out_0" in list_ports(server.name),
-                       ["--backend", "jack", "--model", str(reference_model("random", 16000))])
+        yield server, {**xdg, "JACK_DEFAULT_SERVER": server.name}
     finally:
         server.stop()
+
+
+def test_the_service_survives_twenty_jack_server_losses(reference_model, xdg: dict[str, str],
+                                                        jack: tuple[JackServer, dict[str, str]]) -> None:
+    server, env = jack
+    _cycle_service(env, Path(xdg["XDG_STATE_HOME"]) / "quietmic" / "quietmic.log", _jack_loser(server),
+                   lambda _cycle: server.start(), lambda: f"{SOURCE_NAME}:out_0" in list_ports(server.name),
+                   ["--backend", "jack", "--model", str(reference_model("random", 16000))])
 
 
 WAITING_CYCLES = 5
 
 
-def test_a_service_waiting_on_jack_survives_the_server_going(reference_model, xdg: dict[str, str]) -> None:
+def test_a_service_waiting_on_jack_survives_the_server_going(reference_model, xdg: dict[str, str],
+                                                             jack: tuple[JackServer, dict[str, str]]) -> None:
     """The case that aborted the service: PortAudio attached to a server while the stream cannot open (here: a
     rate the server does not run at), re-scanning every half second, and the server goes."""
-    _require("jackd")
-    Path(xdg["XDG_RUNTIME_DIR"]).mkdir(mode=0o700)
-    server = JackServer(48000, 480)
-    server.start()
-    assert server.name is not None
-    env = {**xdg, "JACK_DEFAULT_SERVER": server.name}
+    server, env = jack
     lose = _jack_loser(server)
     try:
         started = _quietmic(env, "start", "--backend", "jack", "--sample-rate", "44100",
@@ -252,7 +254,6 @@ def test_a_service_waiting_on_jack_survives_the_server_going(reference_model, xd
             server.start()
     finally:
         stopped = _quietmic(env, "stop")
-        server.stop()
     assert stopped.returncode == 0 and f"(pid {pid})" in stopped.stdout, stopped.stdout + stopped.stderr
     log = (Path(xdg["XDG_STATE_HOME"]) / "quietmic" / "quietmic.log").read_text(errors="replace")
     assert "Assertion" not in log, log[-3000:]
