@@ -14,6 +14,15 @@
     its residual noise is 20-30 dB down), 5 pairs.
 ``spear-sweep`` - SpEAR's SNR sweeps, not in the default run: ``tips_f16r<N>`` / ``vega_pinkr<N>``
     (``rn<N>``: -N) are one recording with the noise at N dB; the ones not already in ``spear``.
+``spear-all`` - not a set of its own: the report's name for ``spear`` and ``spear-lombard`` together
+    (every SpEAR noisy recording with a clean reference: 32 + 5 = 37 pairs), summarised from their rows.
+``ood`` - out of distribution: the reserved evaluation packages' talkers and noises (Asterisk French
+    and Italian prompts; bucklespring keyboard, freedesktop alert sounds, hyperrogue music) and the
+    corpus test split's talkers, with generated brown/pink noise, fan + hum and babble of held-out
+    talkers, 8 noise kinds x 6 SNRs x 2 (96 mixtures of 5 s; ``--quick``: 8), each labelled with its
+    noise kind and SNR. See :mod:`benchmarks.ood_set` (how the reserved packages are fetched).
+``ood-nb8k``, ``ood-lp3k4`` - the ``ood`` mixtures through an 8 kHz stream / low-passed at 3.4 kHz,
+    scored against equally band-limited clean speech (:data:`NARROWBAND_METRICS`, no DNSMOS).
 ``clean`` - clean speech alone (input = reference), for how much a system changes speech it should
     leave alone: the distinct SpEAR clean room recordings of ``spear`` and the clean side of the first
     :data:`CLEAN_SYNTHETIC` synthetic examples of the 20 dB stratum (held-out talkers, EQ'd / band-limited
@@ -63,8 +72,19 @@ QUICK_SECONDS = 5.0
 MAX_ALIGN_LAG = 400
 """Largest lag (samples, 25 ms) searched when checking that a SpEAR pair is aligned."""
 
-SETS = ("spear", "spear-lombard", "spear-sweep", "synthetic", "clean")
-DEFAULT_SETS = ("spear", "spear-lombard", "synthetic", "clean")
+SETS = ("spear", "spear-lombard", "spear-sweep", "synthetic", "ood", "ood-nb8k", "ood-lp3k4", "clean")
+DEFAULT_SETS = ("spear", "spear-lombard", "synthetic", "ood", "ood-nb8k", "ood-lp3k4", "clean")
+
+COMBINED_SETS: dict[str, tuple[str, ...]] = {"spear-all": ("spear", "spear-lombard")}
+"""Report-only sets summarised from the rows of their parts (nothing is scored twice); naming one in
+``--sets`` runs its parts."""
+
+OOD_SETS = ("ood", "ood-nb8k", "ood-lp3k4")
+NARROWBAND = {"ood-nb8k": "ood", "ood-lp3k4": "ood"}
+"""Narrowband set -> the full-band set of the same mixtures."""
+
+NARROWBAND_METRICS = ("pesq", "estoi", "si_sdr")
+"""What the narrowband sets are scored with (DNSMOS and STOI left out: time)."""
 CLEAN_SYNTHETIC = 20
 """Synthetic clean examples in the ``clean`` set (``--quick``: 2)."""
 
@@ -189,7 +209,8 @@ def synthetic_pairs(
     ``corpus`` is a loaded :class:`model_export.corpus.Corpus` (at 16 kHz), or
     None to load the default cache (``cache_dir`` overrides its place).
     """
-    from model_export.augment import Mixer, MixConfig, snr_db as active_snr_db
+    from model_export.augment import MixConfig, Mixer
+    from model_export.augment import snr_db as active_snr_db
 
     if corpus is None:
         from model_export.corpus import CorpusError, load_corpus
@@ -220,8 +241,26 @@ def synthetic_pairs(
 
 def load_set(name: str, *, quick: bool = False, spear_dir: str | Path | None = None, corpus=None,
              corpus_cache: str | Path | None = None, per_snr: int | None = None,
-             seconds: float | None = None) -> list[Pair]:
-    """Set ``name`` (one of :data:`SETS`); ``quick`` takes a small, fixed part of it."""
+             seconds: float | None = None, eval_cache: str | Path | None = None, fetch: bool = True,
+             ood_base: list[Pair] | None = None, ood_per_cell: int | None = None) -> list[Pair]:
+    """Set ``name`` (one of :data:`SETS`); ``quick`` takes a small, fixed part of it.
+
+    The OOD sets read the reserved evaluation packages from ``eval_cache`` (downloading them unless
+    ``fetch`` is False); a narrowband set is made from ``ood_base`` (the ``ood`` pairs) when given.
+    ``per_snr`` / ``seconds`` are the synthetic set's, ``ood_per_cell`` the OOD set's mixtures per
+    noise kind x SNR.
+    """
+    if name in OOD_SETS:
+        from benchmarks import ood_set
+
+        base = ood_base
+        if base is None:
+            try:
+                base = ood_set.ood_pairs(quick=quick, per_cell=ood_per_cell or ood_set.PER_CELL, cache_dir=eval_cache,
+                                         corpus=corpus, corpus_cache=corpus_cache, fetch=fetch)
+            except ood_set.ReservedPackageError as exc:
+                raise SetUnavailable(str(exc)) from None
+        return list(base) if name == "ood" else ood_set.narrowband_pairs(base, name)
     if name == "spear":
         pairs = spear_pairs(spear_dir)
         if quick:  # one sentence x six noises
@@ -268,6 +307,25 @@ def clean_pairs(spear_dir: str | Path | None = None, corpus=None, corpus_cache: 
     if not pairs:
         raise SetUnavailable("neither SpEAR nor the corpus is available")
     return pairs
+
+
+def kind_groups(pairs: Sequence[Pair]) -> list[tuple[str, list[int]]]:
+    """``(noise kind, indices)`` of pairs labelled with ``noise_kind``, in the OOD set's kind order."""
+    from benchmarks.ood_set import NOISE_KINDS
+
+    kinds = {p.info["noise_kind"] for p in pairs if "noise_kind" in p.info}
+    order = [k for k in NOISE_KINDS if k in kinds] + sorted(kinds - set(NOISE_KINDS))
+    return [(k, [i for i, p in enumerate(pairs) if p.info.get("noise_kind") == k]) for k in order]
+
+
+def expand_sets(names: Sequence[str]) -> list[str]:
+    """``names`` with every combined set replaced by its parts (order kept, no repeats)."""
+    out: list[str] = []
+    for name in names:
+        for part in COMBINED_SETS.get(name, (name,)):
+            if part not in out:
+                out.append(part)
+    return out
 
 
 def snr_bins(pairs: Sequence[Pair], width: float = 2.5, min_count: int = 3) -> list[tuple[str, float, list[int]]]:

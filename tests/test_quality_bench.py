@@ -241,3 +241,86 @@ def test_quality_benchmark_runs_end_to_end(tmp_path: Path) -> None:
     assert quality.main(["--render-only", "--out", str(out), "--note", "hello from the test"]) == 0
     assert "- hello from the test" in (out / "quality.md").read_text()
     assert json.loads((out / "quality.json").read_text())["user_notes"] == ["hello from the test"]
+
+
+# --- spear-all, narrowband ratio and the bar ---------------------------------------------------------
+
+
+@pytest.mark.skipif(not (SPEAR / "Lombard").is_dir(), reason="SpEAR not present")
+def test_spear_all_is_every_spear_pair_once() -> None:
+    from benchmarks import quality
+
+    set_pairs = {"spear": eval_sets.spear_pairs(), "spear-lombard": eval_sets.lombard_pairs()}
+    members = quality._members(set_pairs, "spear-all")
+    assert len(members) == 32 + 5 == 37
+    assert len({(s, p.id) for s, _, p in members}) == 37
+    assert quality.summary_sets({**set_pairs, "clean": []}) == ["spear", "spear-lombard", "spear-all", "clean"]
+
+
+def _row(set_name: str, index: int, system: str, si_sdr: float, si_sdr_in: float, **more) -> dict:
+    return {"set": set_name, "index": index, "id": f"x{index}", "system": system, "si_sdr": si_sdr,
+            "si_sdr_in": si_sdr_in, "residual_lag": 0, "residual_lag_band": 0, **more}
+
+
+def test_summary_combines_sets_and_the_narrowband_ratio_uses_the_same_mixtures() -> None:
+    from benchmarks import quality
+
+    pair = lambda s, i, kind: eval_sets.Pair(s, f"x{i}", np.zeros(4), np.zeros(4),
+                                             {"snr_db": 0.0, "stratum_snr_db": 0.0, "noise_kind": kind})
+    set_pairs = {"spear": [pair("spear", 0, "a")], "spear-lombard": [pair("spear-lombard", 0, "a")],
+                 "ood": [pair("ood", 0, "pink"), pair("ood", 1, "music")],
+                 "ood-nb8k": [pair("ood-nb8k", 0, "pink"), pair("ood-nb8k", 1, "music")]}
+    rows = [_row("spear", 0, "q", 10.0, 5.0, pesq=2.0), _row("spear-lombard", 0, "q", 4.0, 1.0, pesq=3.0),
+            _row("ood", 0, "q", 10.0, 0.0), _row("ood", 1, "q", 20.0, 10.0),
+            _row("ood-nb8k", 0, "q", 8.0, 0.0), _row("ood-nb8k", 1, "q", 14.0, 10.0),
+            _row("ood-nb8k", 0, "noisy", 0.0, 0.0)]
+    summary = quality.summarise(rows, set_pairs, ["noisy", "q"])
+    assert summary["spear-all"]["systems"]["q"]["n"] == 2
+    assert summary["spear-all"]["systems"]["q"]["pesq"] == 2.5
+    assert summary["spear-all"]["systems"]["q"]["si_sdr_improvement"] == 4.0
+    assert [g["label"] for g in summary["ood"]["kind_bins"]] == ["pink", "music"]
+    assert summary["ood"]["kind_bins"][1]["systems"]["q"]["si_sdr"] == 20.0
+    nb = quality.narrowband_summary(rows, ["noisy", "q"])
+    assert nb == {"ood-nb8k": {"q": {"n": 2, "improvement_db": 6.0, "fullband_improvement_db": 10.0, "ratio": 0.6}}}
+
+
+def test_the_bar_compares_with_the_strongest_peer() -> None:
+    from benchmarks import quality
+
+    def entry(**values) -> dict:
+        return {"n": 1, **values}
+
+    summary = {
+        "spear": {"systems": {
+            "quietmic-int8": entry(pesq=1.80, si_sdr=11.0, estoi=0.700, dnsmos_ovrl=2.9),
+            "gtcrn": entry(pesq=1.84, si_sdr=10.0, estoi=0.705, dnsmos_ovrl=2.8),
+            "deepfilternet3": entry(pesq=1.70, si_sdr=9.0, estoi=0.720, dnsmos_ovrl=3.5),  # not in the OVRL bar
+            "noisy": entry(pesq=1.1, si_sdr=5.0, estoi=0.6, dnsmos_ovrl=2.0)}},
+        "clean": {"systems": {"quietmic-int8": entry(si_sdr=47.0, onset_db=-0.6)}},
+    }
+    narrowband = {"ood-nb8k": {"quietmic-int8": {"n": 3, "improvement_db": 8.0, "fullband_improvement_db": 9.0,
+                                                 "ratio": 0.889}}}
+    bar = quality.compute_bar(summary, narrowband, ["noisy", "quietmic-int8", "gtcrn", "deepfilternet3"])
+    checks = bar["quietmic-int8"]["sets"]["spear"]
+    assert checks["pesq"]["pass"] is False and checks["pesq"]["against"] == "gtcrn"
+    assert checks["pesq"]["margin"] == pytest.approx(-0.04)
+    assert checks["si_sdr"]["pass"] is True and checks["si_sdr"]["against"] == "gtcrn"
+    assert checks["dnsmos_ovrl"]["pass"] is True and checks["dnsmos_ovrl"]["against"] == "gtcrn"
+    assert checks["estoi"]["pass"] is False and checks["estoi"]["against"] == "deepfilternet3"  # 0.02 below
+    clean = bar["quietmic-int8"]["clean"]
+    assert clean["si_sdr"]["pass"] is True and clean["onset_db"]["pass"] is False
+    assert bar["quietmic-int8"]["narrowband"]["ood-nb8k"]["pass"] is True
+    text = quality.bar_table(bar, "quietmic-int8", True)
+    assert "NO (-0.04 vs gtcrn)" in text and "ood-nb8k" in text
+    # Within tolerance counts as a pass.
+    summary["spear"]["systems"]["quietmic-int8"]["estoi"] = 0.7101
+    assert quality.compute_bar(summary, {}, ["quietmic-int8", "deepfilternet3"])["quietmic-int8"]["sets"]["spear"][
+        "estoi"]["pass"] is True
+
+
+def test_extra_models_get_unique_system_names() -> None:
+    from benchmarks import quality
+
+    names = quality.extra_model_names(["/a/v2.tflite", "/b/v2.tflite", "/c/quietmic-int8.tflite"])
+    assert names == {"quietmic-v2": "/a/v2.tflite", "quietmic-v2-2": "/b/v2.tflite",
+                     "quietmic-int8-2": "/c/quietmic-int8.tflite"}
