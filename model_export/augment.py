@@ -41,9 +41,23 @@ One example, in order (each step's probability is a named constant below):
    reaches the microphone (reverberant) is :data:`SNR_DB_RANGE` dB above the
    active level of the noise (:func:`active_rms`: frames within
    :data:`ACTIVE_RANGE_DB` dB of the 95th-percentile frame).
+   *Band-limited speech* (:data:`P_MATCH_NOISE_BAND`, off by default): when the
+   speech crop's effective bandwidth (the corpus's ``bandwidth_hz`` per clip, the
+   lowest of the clips in the crop, scaled by the speed factor) is below
+   :data:`MATCH_BAND_BELOW_FRACTION` of the Nyquist frequency, the noise is
+   low-passed to that bandwidth before it is scaled and added: the example is then
+   a band-limited recording throughout, and the model is not asked to remove noise
+   from a top band whose speech the target never had (nor penalised for the
+   missing top: noisy and target are both empty there).
 8. Band limit (:data:`P_BANDLIMIT`): a Butterworth low-pass at a random cutoff in
    :data:`LOWPASS_HZ_RANGE` on the noisy mix *and* the target (a cheap
    microphone: nothing above the cutoff is there to be recovered).
+   *Narrowband* (:data:`P_NARROWBAND`, off by default): telephone-band input -
+   with probability :data:`P_NARROWBAND_VIA_8K` the mix and the target are
+   resampled to :data:`NARROWBAND_RATE` (8 kHz) and back (an 8 kHz stream
+   upsampled to the model rate), otherwise both are low-passed at a cutoff in
+   :data:`NARROWBAND_HZ_RANGE` (3.4-4 kHz). The target is the equally band-limited
+   clean speech.
 9. Level: both signals get one gain that puts the mix's active level at a random
    :data:`LEVEL_DBFS_RANGE` value, lowered if needed so that neither peaks above
    :data:`PEAK_LIMIT` (never clips).
@@ -148,6 +162,26 @@ LOWPASS_HZ_RANGE = (4000.0, 7500.0)
 LOWPASS_ORDER = 8
 """Order of the Butterworth low-pass."""
 
+P_MATCH_NOISE_BAND = 0.0
+"""Probability that the noise is low-passed to the band of band-limited speech (see step 7). Off in the
+defaults (what the shipped model was trained with); a training config's ``mix`` section turns it on."""
+
+MATCH_BAND_BELOW_FRACTION = 0.85
+"""Speech whose effective bandwidth is below this fraction of the Nyquist frequency (6.8 kHz at 16 kHz)
+counts as band-limited; wideband studio speech measures 7-8 kHz at 16 kHz."""
+
+P_NARROWBAND = 0.0
+"""Probability of a telephone-band example (mix and target band-limited alike; off in the defaults)."""
+
+P_NARROWBAND_VIA_8K = 0.5
+"""Of the narrowband examples, the fraction resampled through :data:`NARROWBAND_RATE` (the rest low-passed)."""
+
+NARROWBAND_HZ_RANGE = (3400.0, 4000.0)
+"""Range of the low-pass cutoff of a narrowband example (Hz, uniform)."""
+
+NARROWBAND_RATE = 8000
+"""The rate a narrowband example is resampled through (Hz)."""
+
 ACTIVE_RANGE_DB = 30.0
 """Frames within this many dB of the 95th-percentile frame count as active."""
 
@@ -184,6 +218,10 @@ class MixConfig:
     p_second_noise: float = P_SECOND_NOISE
     p_bandlimit: float = P_BANDLIMIT
     lowpass_hz_range: tuple[float, float] = LOWPASS_HZ_RANGE
+    p_match_noise_band: float = P_MATCH_NOISE_BAND
+    p_narrowband: float = P_NARROWBAND
+    p_narrowband_via_8k: float = P_NARROWBAND_VIA_8K
+    narrowband_hz_range: tuple[float, float] = NARROWBAND_HZ_RANGE
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -348,6 +386,25 @@ def lowpass(x: np.ndarray, rate: int, cutoff_hz: float) -> np.ndarray:
     return sps.sosfilt(sos, x).astype(np.float32)
 
 
+def through_rate(x: np.ndarray, rate: int, via_rate: int) -> np.ndarray:
+    """``x`` (at ``rate`` Hz) resampled to ``via_rate`` and back (polyphase, zero-phase), same length.
+
+    Nothing above ``via_rate / 2`` survives. ``x`` unchanged (as float32) when ``via_rate >= rate``.
+    """
+    x = np.asarray(x, dtype=np.float32)
+    if via_rate >= rate:
+        return x
+    ratio = Fraction(int(via_rate), int(rate))
+    down = sps.resample_poly(x, ratio.numerator, ratio.denominator)
+    up = sps.resample_poly(down, ratio.denominator, ratio.numerator)
+    return np.pad(up, (0, max(0, len(x) - len(up))))[: len(x)].astype(np.float32)
+
+
+def is_band_limited(bandwidth_hz: float | None, rate: int) -> bool:
+    """Whether speech of ``bandwidth_hz`` (None: unknown, taken as full band) is band-limited at ``rate``."""
+    return bandwidth_hz is not None and bandwidth_hz < MATCH_BAND_BELOW_FRACTION * rate / 2.0
+
+
 # --- the mixer -------------------------------------------------------------------------------
 
 
@@ -370,6 +427,8 @@ class Mixer:
         config: the settings (:class:`MixConfig`); keyword overrides go through ``**overrides``.
         speech_weights, noise_weights: sampling weights per clip (default: proportional to length).
         babble_speech: clips (or talker -> clips) for babble; default ``speech``. Use the same split.
+        speech_bandwidths: effective bandwidth (Hz) per speech clip, None where unknown (default:
+            all unknown, i.e. full band); used by ``p_match_noise_band``.
     """
 
     def __init__(
@@ -381,9 +440,15 @@ class Mixer:
         speech_weights: Sequence[float] | np.ndarray | None = None,
         noise_weights: Sequence[float] | np.ndarray | None = None,
         babble_speech: Sequence[np.ndarray] | Mapping[str, Sequence[np.ndarray]] | None = None,
+        speech_bandwidths: Sequence[float | None] | None = None,
         **overrides,
     ) -> None:
         self.config = replace(config or MixConfig(), **overrides)
+        if speech_bandwidths is not None and len(speech_bandwidths) != len(speech):
+            raise ValueError(f"speech_bandwidths must give one bandwidth per speech clip ({len(speech)}), "
+                             f"got {len(speech_bandwidths)}")
+        bandwidths = list(speech_bandwidths) if speech_bandwidths is not None else [None] * len(speech)
+        self.speech_bandwidths: list[float | None] = [b for b, c in zip(bandwidths, speech) if len(c)]
         self.speech = [c for c in speech if len(c)]
         if not self.speech:
             raise ValueError("the mixer needs at least one non-empty speech clip")
@@ -419,25 +484,32 @@ class Mixer:
             speech_weights=corpus.weights("speech", split, speech_balance),
             noise_weights=corpus.weights("noise", split, noise_balance) if noise else None,
             babble_speech=corpus.speech_by_talker(split),
+            speech_bandwidths=[c.bandwidth_hz for c in corpus.clips("speech", split)],
             **overrides,
         )
 
     # -- pieces --
 
-    def _speech_crop(self, rng: np.random.Generator, n: int) -> np.ndarray:
+    def _speech_crop(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, float | None]:
+        """A crop of ``n`` samples and its bandwidth (Hz): the lowest known bandwidth of the clips
+        it may come from (None when none is known)."""
         for _ in range(5):
-            first = self.speech[int(rng.choice(len(self.speech), p=self._speech_p))]
-            pieces, total = [first], len(first)
+            index = int(rng.choice(len(self.speech), p=self._speech_p))
+            indices = [index]
+            pieces, total = [self.speech[index]], len(self.speech[index])
             while total < n:
-                more = self.speech[int(rng.choice(len(self.speech), p=self._speech_p))]
-                pieces.append(more)
-                total += len(more)
+                index = int(rng.choice(len(self.speech), p=self._speech_p))
+                indices.append(index)
+                pieces.append(self.speech[index])
+                total += len(self.speech[index])
             joined = np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
             start = int(rng.integers(0, total - n + 1))
             crop = np.array(joined[start : start + n], dtype=np.float32)
+            known = [b for b in (self.speech_bandwidths[i] for i in indices) if b is not None]
+            bandwidth = min(known) if known else None
             if active_rms(crop, self.config.sample_rate) >= MIN_SPEECH_RMS:
-                return crop
-        return crop
+                return crop, bandwidth
+        return crop, bandwidth
 
     def _real_noise(self, rng: np.random.Generator, n: int) -> np.ndarray:
         clip = self.noise[int(rng.choice(len(self.noise), p=self._noise_p))]
@@ -501,10 +573,13 @@ class Mixer:
             pre = len(rir)  # pre-roll, so that the tail of earlier speech is present at the start
             info.update(rt60=round(rt60, 3), drr_db=round(drr, 2))
 
+        speech_band: float | None = None
         if kind != "noise_only":
             speed = float(rng.uniform(*cfg.speed_range)) if rng.random() < cfg.p_speed else 1.0
             need = n + pre
-            raw = self._speech_crop(rng, int(math.ceil(need * speed)) + 64)
+            raw, speech_band = self._speech_crop(rng, int(math.ceil(need * speed)) + 64)
+            if speech_band is not None:
+                speech_band = min(speech_band * speed, rate / 2.0)  # faster playback moves the band up
             dry = change_speed(raw, speed) if speed != 1.0 else raw
             if len(dry) < need:
                 dry = np.pad(dry, (0, need - len(dry)))
@@ -537,6 +612,12 @@ class Mixer:
                 tilt, peaks = random_eq(rng, rate)
                 noise = apply_eq(noise, rate, tilt, peaks)
                 info.update(noise_eq_tilt=round(tilt, 2), noise_eq_peaks=len(peaks))
+            # Guarded like the noise EQ: nothing is drawn unless the setting is on and the speech is band-limited.
+            if (cfg.p_match_noise_band > 0.0 and kind == "noisy" and is_band_limited(speech_band, rate)
+                    and rng.random() < cfg.p_match_noise_band):
+                assert speech_band is not None
+                noise = lowpass(noise, rate, speech_band)
+                info["noise_lowpass_hz"] = round(speech_band, 1)
             if kind == "noisy":
                 snr = float(rng.uniform(*cfg.snr_db_range))
                 noise = scale_to_snr(mic_speech, noise, snr, rate)
@@ -550,6 +631,17 @@ class Mixer:
             noisy = lowpass(noisy, rate, cutoff)
             target = lowpass(target, rate, cutoff)
             info["lowpass_hz"] = round(cutoff, 1)
+
+        if cfg.p_narrowband > 0.0 and rng.random() < cfg.p_narrowband:  # guarded: the defaults draw nothing
+            cutoff = float(rng.uniform(*cfg.narrowband_hz_range))
+            if rng.random() < cfg.p_narrowband_via_8k and rate > NARROWBAND_RATE:
+                noisy = through_rate(noisy, rate, NARROWBAND_RATE)
+                target = through_rate(target, rate, NARROWBAND_RATE)
+                info["narrowband"] = f"via {NARROWBAND_RATE} Hz"
+            else:
+                noisy = lowpass(noisy, rate, cutoff)
+                target = lowpass(target, rate, cutoff)
+                info["narrowband"] = f"lowpass {cutoff:.0f} Hz"
 
         level_dbfs = float(rng.uniform(*cfg.level_dbfs_range))
         current = active_rms(noisy, rate)
