@@ -467,6 +467,13 @@ def model_info(model_path: Path) -> dict[str, Any]:
         "mask": meta.mask.type,
         "mask_size": meta.mask_size,
         "band_edges_hz": list(meta.features.band_edges_hz or []),
+        "spectrum_input": None if meta.features.spectrum is None else {
+            "tensor": meta.features.spectrum.tensor, "bins": meta.features.spectrum.bins,
+            "top_hz": meta.features.spectrum.bins * meta.framing.bin_spacing_hz},
+        "deep_filter": None if meta.mask.deep_filter is None else {
+            "tensor": meta.mask.deep_filter.tensor, "bins": meta.mask.deep_filter.bins,
+            "order": meta.mask.deep_filter.order, "lookahead": meta.mask.deep_filter.lookahead,
+            "top_hz": meta.mask.deep_filter.bins * meta.framing.bin_spacing_hz},
         "states": [{"input": s.input, "output": s.output, "shape": list(s.shape)} for s in meta.states],
         "quantization": meta.quantization,
         "parameters": meta.parameters,
@@ -510,6 +517,13 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"latency        {info['algorithmic_latency_ms']:g} ms algorithmic")
         print(f"features       {info['features']} ({info['feature_size']} values)")
         print(f"mask           {info['mask']} ({info['mask_size']} values)")
+        if info["spectrum_input"]:
+            spectrum = info["spectrum_input"]
+            print(f"spectrum in    {spectrum['tensor']}: complex bins below {spectrum['top_hz']:g} Hz ({spectrum['bins']})")
+        if info["deep_filter"]:
+            deep = info["deep_filter"]
+            print(f"deep filter    {deep['tensor']}: {deep['order']} taps ({deep['lookahead']} ahead) on bins below "
+                  f"{deep['top_hz']:g} Hz ({deep['bins']})")
         for state in info["states"]:
             print(f"state          {state['input']} -> {state['output']} {state['shape']}")
         if info["training"]:

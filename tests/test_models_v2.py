@@ -372,3 +372,15 @@ def test_the_zero_started_filter_learns() -> None:
     gradient = tape.gradient(terms["loss"], kernel)
     assert not np.any(kernel.numpy()) and float(tf.norm(gradient)) > 1e-6
     assert set(terms) == {"loss", "magnitude", "complex", "sisdr", "over_suppression", "mr_stft"}
+
+
+def test_info_shows_the_spectrum_input_and_the_deep_filter(reference_model) -> None:
+    import subprocess
+    import sys
+
+    path = reference_model("deep-filter", 16000)
+    done = subprocess.run([sys.executable, "-m", "realtime", "info", "--model", str(path)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "spectrum in    spectrum: complex bins below 4800 Hz (96)" in done.stdout
+    assert "deep filter    df_coefs: 3 taps (1 ahead) on bins below 4800 Hz (96)" in done.stdout
