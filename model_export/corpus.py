@@ -1,6 +1,6 @@
 """Real speech and noise for training, built from Debian packages and cached as float32 arrays.
 
-``python -m model_export.corpus build [--cache DIR] [--rate 16000] [--jobs 1]`` downloads the
+``python -m model_export.corpus build [--cache DIR] [--rate 16000] [--jobs 1] [--no-teachers]`` downloads the
 source packages with ``apt-get download`` (running ``apt-get update`` once if
 that fails), reads the wanted members straight out of each ``.deb`` (``dpkg-deb
 --fsys-tarfile``) and, for games that pack their audio into archives, out of
@@ -43,6 +43,17 @@ lie in flat tops, runs of :data:`CLIP_RUN` or more samples at or above
 silence is trimmed to :data:`TRIM_PAD_SECONDS`. Noise files are only
 trimmed of digital silence. The manifest counts kept and dropped files per source
 and reason.
+
+Teacher-cleaned speech
+----------------------
+``build`` also cleans the files that the filter dropped as ``low_snr`` from the
+*training* speech sources with two teacher denoisers (DeepFilterNet3 and GTCRN,
+training only), keeps a file only where the teachers agree and the cleaned file
+passes this filter, and stores the result as the source ``<source>-cleaned``
+(same package, split and talker labels; ``cleaned_by`` in the manifest): see
+:mod:`model_export.teachers`. Without the teacher packages this step is skipped
+with a warning; ``--no-teachers`` skips it, the Python API (:func:`build_corpus`)
+only runs it with ``teachers=True``.
 
 Effective bandwidth
 -------------------
@@ -1290,6 +1301,86 @@ def _ordered_for_caps(source: str, names: Sequence[str]) -> list[str]:
     return sorted(names, key=lambda n: hashlib.sha256(f"{source}:{n}".encode()).hexdigest())
 
 
+def usable_names(spec: SourceSpec, members: dict[str, bytes], drop: Callable[..., None]) -> list[str]:
+    """The members of ``spec`` worth decoding, sorted: not excluded by ``spec.exclude``, not clean speech
+    in a noise source, not a byte-identical duplicate of an earlier member. ``drop(reason)`` counts the rest."""
+    exclude = re.compile(spec.exclude) if spec.exclude else None
+    names = []
+    seen_content: set[str] = set()
+    for name in sorted(members):
+        if exclude and exclude.search(name):
+            drop("excluded")
+            continue
+        if spec.kind == "noise" and re.search(NOISE_SPEECH_EXCLUDE, _words(name)):
+            drop("speech_excluded")
+            continue
+        digest = hashlib.sha1(members[name]).hexdigest()
+        if digest in seen_content:
+            drop("duplicate")
+            continue
+        seen_content.add(digest)
+        names.append(name)
+    return names
+
+
+def units_and_clips(spec: SourceSpec, kept_names: Sequence[str], assignments: dict[str, Assignment],
+                    results: dict[str, dict], rate: int, source_name: str | None = None
+                    ) -> tuple[list[dict], np.ndarray]:
+    """Manifest clip entries and the concatenated audio (float32 at ``rate`` Hz) of the kept files.
+
+    ``results[name]`` holds a kept file's ``audio``, ``stats``, ``bandwidth_hz`` and ``file_rate``
+    (as :func:`_process_file` returns them). Units: one per kept file, or with ``spec.concat``
+    per-talker concatenations of at least :data:`CONCAT_SECONDS`. Clip ids start with
+    ``source_name`` (default ``spec.name``); any other keys of a result's ``extra`` dict are
+    copied into its clip (single-file units only).
+    """
+    units: list[tuple[list[str], np.ndarray]] = []
+    if spec.concat:
+        by_talker: dict[str, list[str]] = {}
+        for n in kept_names:
+            by_talker.setdefault(assignments[n].talker or assignments[n].group, []).append(n)
+        for talker in sorted(by_talker):
+            groups: list[list[str]] = [[]]
+            length = 0
+            for n in by_talker[talker]:
+                if length >= CONCAT_SECONDS * rate:
+                    groups.append([])
+                    length = 0
+                groups[-1].append(n)
+                length += len(results[n]["audio"])
+            if len(groups) > 1 and length < CONCAT_SECONDS * rate / 2:  # a short remainder joins the previous unit
+                groups[-2].extend(groups.pop())
+            units.extend((g, np.concatenate([results[k]["audio"] for k in g])) for g in groups)
+    else:
+        units = [([n], results[n]["audio"]) for n in kept_names]
+
+    clips = []
+    offset = 0
+    for files, audio in units:
+        a = assignments[files[0]]
+        stats = measure(audio, rate) if len(files) > 1 else ClipStats(**results[files[0]]["stats"])
+        clips.append({
+            "id": f"{source_name or spec.name}:{PurePosixPath(_inner(files[0])).stem}"
+                  + (f"+{len(files) - 1}" if len(files) > 1 else ""),
+            "files": files,
+            "talker": a.talker,
+            "group": a.group,
+            "split": a.split,
+            "language": a.language,
+            "noise_kind": a.noise_kind,
+            "bandwidth_hz": min(results[f]["bandwidth_hz"] for f in files),
+            "file_rate": min(results[f]["file_rate"] for f in files),
+            "offset": offset,
+            "length": int(len(audio)),
+            "seconds": round(len(audio) / rate, 3),
+            **stats.__dict__,
+            **(results[files[0]].get("extra", {}) if len(files) == 1 else {}),
+        })
+        offset += len(audio)
+    audio_all = np.concatenate([u[1] for u in units]) if units else np.zeros(0, np.float32)
+    return clips, audio_all
+
+
 def build_source(
     spec: SourceSpec,
     cache_dir: Path,
@@ -1310,22 +1401,7 @@ def build_source(
     def drop(reason: str, count: int = 1) -> None:
         dropped[reason] = dropped.get(reason, 0) + count
 
-    exclude = re.compile(spec.exclude) if spec.exclude else None
-    names = []
-    seen_content: set[str] = set()
-    for name in sorted(members):
-        if exclude and exclude.search(name):
-            drop("excluded")
-            continue
-        if spec.kind == "noise" and re.search(NOISE_SPEECH_EXCLUDE, _words(name)):
-            drop("speech_excluded")
-            continue
-        digest = hashlib.sha1(members[name]).hexdigest()
-        if digest in seen_content:
-            drop("duplicate")
-            continue
-        seen_content.add(digest)
-        names.append(name)
+    names = usable_names(spec, members, drop)
     files_seen = len(members)
     if not names:
         raise CorpusError(f"{spec.package} {version} holds no usable files matching {spec.patterns}")
@@ -1372,51 +1448,8 @@ def build_source(
         else:
             kept_files += 1
 
-    # Units: one per kept file, or per-talker concatenations of kept files.
-    units: list[tuple[list[str], np.ndarray]] = []
     kept_names = [n for n in names if n in results and not results[n]["reason"]]
-    if spec.concat:
-        by_talker: dict[str, list[str]] = {}
-        for n in kept_names:
-            by_talker.setdefault(assignments[n].talker or assignments[n].group, []).append(n)
-        for talker in sorted(by_talker):
-            groups: list[list[str]] = [[]]
-            length = 0
-            for n in by_talker[talker]:
-                if length >= CONCAT_SECONDS * rate:
-                    groups.append([])
-                    length = 0
-                groups[-1].append(n)
-                length += len(results[n]["audio"])
-            if len(groups) > 1 and length < CONCAT_SECONDS * rate / 2:  # a short remainder joins the previous unit
-                groups[-2].extend(groups.pop())
-            units.extend((g, np.concatenate([results[k]["audio"] for k in g])) for g in groups)
-    else:
-        units = [([n], results[n]["audio"]) for n in kept_names]
-
-    clips = []
-    offset = 0
-    for files, audio in units:
-        a = assignments[files[0]]
-        stats = measure(audio, rate) if len(files) > 1 else ClipStats(**results[files[0]]["stats"])
-        clips.append({
-            "id": f"{spec.name}:{PurePosixPath(_inner(files[0])).stem}"
-                  + (f"+{len(files) - 1}" if len(files) > 1 else ""),
-            "files": files,
-            "talker": a.talker,
-            "group": a.group,
-            "split": a.split,
-            "language": a.language,
-            "noise_kind": a.noise_kind,
-            "bandwidth_hz": min(results[f]["bandwidth_hz"] for f in files),
-            "file_rate": min(results[f]["file_rate"] for f in files),
-            "offset": offset,
-            "length": int(len(audio)),
-            "seconds": round(len(audio) / rate, 3),
-            **stats.__dict__,
-        })
-        offset += len(audio)
-    audio_all = np.concatenate([u[1] for u in units]) if units else np.zeros(0, np.float32)
+    clips, audio_all = units_and_clips(spec, kept_names, assignments, results, rate)
     audio_rel = f"audio/{spec.name}.npy"
     _save_npy(_rate_dir(cache_dir, rate) / audio_rel, audio_all)
     entry = {
@@ -1449,12 +1482,17 @@ def build_corpus(
     force: bool = False,
     min_snr_db: float = MIN_SNR_DB,
     workers: int | None = None,
+    teachers: bool = False,
 ) -> Corpus:
     """Build (or complete) the corpus cache and load it.
 
     Sources whose manifest entry has the same fingerprint and whose audio file
     is present are skipped unless ``force``. Reserved sources raise
-    :class:`ReservedSourceError` before anything is downloaded.
+    :class:`ReservedSourceError` before anything is downloaded. With ``teachers``
+    (the ``build`` command's default), the files the SNR filter dropped from the
+    training speech sources are cleaned by teacher denoisers into ``<source>-cleaned``
+    sources (:mod:`model_export.teachers`; skipped with a warning when the teachers
+    are not installed). Cleaned sources already in the cache stay either way.
     """
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     check_path_not_reserved(cache)
@@ -1487,6 +1525,11 @@ def build_corpus(
             failed.append(f"{spec.name}: {exc}")
             continue
         _write_manifest(path, manifest)
+    if teachers:
+        from model_export.teachers import build_cleaned_sources
+
+        failed += build_cleaned_sources(manifest, specs, cache, rate, min_snr_db, force,
+                                        on_entry=lambda: _write_manifest(path, manifest))
     _write_manifest(path, manifest)
     if failed:
         raise CorpusError(f"{len(failed)} source(s) failed (the others are cached; fix and run the build "
@@ -1563,6 +1606,11 @@ class Corpus:
     def sources(self) -> list[str]:
         return sorted(self.manifest["sources"])
 
+    def origin(self, source: str) -> str:
+        """The source whose files ``source`` holds: itself, or for a teacher-cleaned source (manifest
+        ``cleaned_from``) the source it was cleaned from."""
+        return self.manifest["sources"][source].get("cleaned_from") or source
+
     def clips(self, kind: str | None = None, split: str | None = None,
               sources: Iterable[str] | None = None) -> list[ClipInfo]:
         """Clips of a kind (speech/noise), split and set of sources (None: all)."""
@@ -1597,7 +1645,8 @@ class Corpus:
         """Sampling weights (summing to 1) for :meth:`speech`/:meth:`noise` order of ``split``.
 
         ``balance="source"``: every source gets the same total weight, shared
-        among its clips in proportion to duration; ``"duration"``: proportional
+        among its clips in proportion to duration (a teacher-cleaned source counts
+        as part of the source it was cleaned from); ``"duration"``: proportional
         to duration over the whole split.
         """
         clips = self.clips(kind, split)
@@ -1609,8 +1658,8 @@ class Corpus:
         elif balance == "source":
             totals: dict[str, float] = {}
             for c in clips:
-                totals[c.source] = totals.get(c.source, 0.0) + c.seconds
-            w = np.array([c.seconds / totals[c.source] for c in clips])
+                totals[self.origin(c.source)] = totals.get(self.origin(c.source), 0.0) + c.seconds
+            w = np.array([c.seconds / totals[self.origin(c.source)] for c in clips])
         else:
             raise CorpusError(f"unknown balance {balance!r}; use 'source' or 'duration'")
         return w / w.sum()
@@ -1630,6 +1679,7 @@ class Corpus:
                 "split": entry.get("split"),
                 "licence": entry.get("licence", ""),
                 "talker_cap": entry.get("talker_cap"),
+                "cleaned_by": entry.get("cleaned_by"),
                 "hours": {s: round(sum(c.seconds for c in clips if c.split == s) / 3600, 3) for s in SPLITS},
                 "clips": {s: sum(1 for c in clips if c.split == s) for s in SPLITS},
                 "talkers": {s: sorted({c.talker for c in clips if c.split == s and c.talker}) for s in SPLITS},
@@ -1659,9 +1709,10 @@ class Corpus:
             speech = self.clips("speech", s)
             noise = self.clips("noise", s)
             conservative = 0
-            for source in sorted({c.source for c in speech}):
-                labels = {c.talker for c in speech if c.source == source and c.talker}
-                cap = self.manifest["sources"][source].get("talker_cap")
+            for origin in sorted({self.origin(c.source) for c in speech}):  # cleaned files: their source's talkers
+                members = {c.source for c in speech if self.origin(c.source) == origin}
+                labels = {c.talker for c in speech if c.source in members and c.talker}
+                cap = max((self.manifest["sources"][m].get("talker_cap") or 0) for m in members)
                 conservative += min(len(labels), cap) if cap else len(labels)
             talkers = {c.talker for c in speech if c.talker}
             kinds: dict[str, float] = {}
@@ -1677,6 +1728,8 @@ class Corpus:
                 bands[band] = bands.get(band, 0.0) + c.seconds / 3600
             out[s] = {
                 "speech_hours": round(sum(c.seconds for c in speech) / 3600, 3),
+                "teacher_cleaned_speech_hours": round(sum(
+                    c.seconds for c in speech if self.manifest["sources"][c.source].get("cleaned_by")) / 3600, 3),
                 "talkers": len(talkers),
                 "talkers_conservative": conservative,
                 "languages": {k: round(v, 3) for k, v in sorted(languages.items())},
@@ -1747,6 +1800,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             sub.add_argument("--sources", nargs="+", metavar="NAME", help="build only these sources")
             sub.add_argument("--force", action="store_true", help="rebuild sources that are cached")
             sub.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+            sub.add_argument("--no-teachers", action="store_true",
+                             help="do not clean the dropped training speech with teacher denoisers "
+                                  "(model_export.teachers; skipped with a warning when they are not installed)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
@@ -1762,7 +1818,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     parser.error(f"unknown sources {unknown}; known: {', '.join(known)}")
                 specs = [known[n] for n in args.sources]
             started = time.monotonic()
-            corpus = build_corpus(args.cache, args.rate, specs, force=args.force, workers=args.jobs)
+            corpus = build_corpus(args.cache, args.rate, specs, force=args.force, workers=args.jobs,
+                                  teachers=not args.no_teachers)
             summary = corpus.summary()
             LOG.info("corpus ready in %.0f s at %s: speech %s h, noise %s h, cache %.0f MB",
                      time.monotonic() - started, corpus.root, summary["hours"]["speech"],
