@@ -174,7 +174,7 @@ def _orphaned() -> bool:
     """Whether PortAudio holds a JACK client whose server has gone (lock held).
 
     Without a watch (no usable libjack, or the watch could not connect) an attached
-    PortAudio counts as orphaned only if no watch can be had: the safe side is a new process.
+    PortAudio counts as orphaned: the safe side is a new process.
     """
     if not _guard.jack_attached:
         return False
