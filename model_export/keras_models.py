@@ -220,6 +220,24 @@ def assemble_streaming_models(
     return models
 
 
+
+def gru_cells(metadata: ModelMetadata, seed: int) -> list[keras.layers.GRUCell]:
+    """One seeded GRU cell per state of ``metadata`` (units: the state's size), named ``gru``, ``gru_1``, ...
+
+    The names are the checkpoints' weight names: the mask models of both families share them.
+    """
+    init = keras.initializers
+    return [
+        keras.layers.GRUCell(
+            int(state.shape[-1]),
+            kernel_initializer=init.GlorotUniform(seed=seed + 1 + 10 * layer),
+            recurrent_initializer=init.Orthogonal(seed=seed + 2 + 10 * layer),
+            seed=seed + 10 * layer,
+            name="gru" if layer == 0 else f"gru_{layer}",
+        )
+        for layer, state in enumerate(metadata.states)
+    ]
+
 def build_gru_mask_models(
     metadata: ModelMetadata,
     feature_mean: Sequence[float],
@@ -251,16 +269,7 @@ def build_gru_mask_models(
             hidden_units, activation="relu", kernel_initializer=init.GlorotUniform(seed=seed), name="project"
         ),
     ]
-    cells = [
-        keras.layers.GRUCell(
-            int(state.shape[-1]),
-            kernel_initializer=init.GlorotUniform(seed=seed + 1 + 10 * layer),
-            recurrent_initializer=init.Orthogonal(seed=seed + 2 + 10 * layer),
-            seed=seed + 10 * layer,
-            name="gru" if layer == 0 else f"gru_{layer}",
-        )
-        for layer, state in enumerate(metadata.states)
-    ]
+    cells = gru_cells(metadata, seed)
     decoder = [
         keras.layers.Dense(
             metadata.mask_size, activation="sigmoid", kernel_initializer=init.GlorotUniform(seed=seed + 3), name="gains"

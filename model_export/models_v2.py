@@ -53,7 +53,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import keras
-import numpy as np
 from keras import ops
 
 from model_export.errors import ExportError
@@ -62,6 +61,7 @@ from model_export.keras_models import (
     FeatureNormalization,
     StreamingModels,
     _require_tensorflow_backend,
+    gru_cells,
 )
 from realtime.metadata import ModelMetadata
 
@@ -216,16 +216,7 @@ def build_deep_filter_models(
         kernel_initializer=init.GlorotUniform(seed=seed + 15),
         name="spectrum_embed",
     )
-    cells = [
-        keras.layers.GRUCell(
-            int(state.shape[-1]),
-            kernel_initializer=init.GlorotUniform(seed=seed + 1 + 10 * layer),
-            recurrent_initializer=init.Orthogonal(seed=seed + 2 + 10 * layer),
-            seed=seed + 10 * layer,
-            name="gru" if layer == 0 else f"gru_{layer}",
-        )
-        for layer, state in enumerate(metadata.states)
-    ]
+    cells = gru_cells(metadata, seed)
     gains = keras.layers.Dense(m, activation="sigmoid", kernel_initializer=init.GlorotUniform(seed=seed + 3),
                                name="gains")
     filter_hidden = keras.layers.Dense(

@@ -29,6 +29,7 @@ from realtime.enhancer import Enhancer  # noqa: E402
 from realtime.errors import ModelError  # noqa: E402
 from realtime.metadata import DeepFilterSpec, ModelMetadata, load_metadata  # noqa: E402
 from realtime.model import MaskModel, check_model  # noqa: E402
+from test_enhancer import run_blocks  # noqa: E402
 
 REPO_ROOT = Path(__file__).parent.parent
 RATE = 16000
@@ -41,16 +42,6 @@ RECONSTRUCTION_TOLERANCE = 1e-5
 def speechlike(rate: int, seconds: float, seed: int) -> np.ndarray:
     """The exporter's synthetic noisy speech-like signal, float32."""
     return signals.synthetic_audio(rate, seconds, seed).astype(np.float32)
-
-
-def run_blocks(enhancer: Enhancer, signal: np.ndarray, sizes: list[int]) -> np.ndarray:
-    out, position, i = [], 0, 0
-    while position < len(signal):
-        size = min(sizes[i % len(sizes)], len(signal) - position)
-        out.append(enhancer.process(signal[position : position + size]))
-        position += size
-        i += 1
-    return np.concatenate(out)
 
 
 @pytest.fixture(scope="module")
