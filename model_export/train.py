@@ -28,8 +28,11 @@ import logging
 import math
 import os
 import shlex
+import signal
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -37,15 +40,41 @@ from typing import Any
 import numpy as np
 import yaml
 
+from model_export import resume as resume_state
 from model_export.augment import mix_config
 from model_export.contract import WINDOW_MS
+from realtime.errors import ConfigError, QuietmicError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO_ROOT / "model_export" / "configs" / "default.yaml"
 NORMALISATION_BATCHES = 8
 """Training batches whose features give the normalisation constants."""
 
+RESUME_TOLERANCE = 1e-4
+"""Relative difference allowed between a resumed model's validation loss and the loss saved with it."""
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
+"""Exit codes of the command: a config or export error, an interruption (state saved for ``--resume``)."""
+
 log = logging.getLogger("model_export.train")
+
+
+class TrainingInterrupted(QuietmicError):
+    """Training stopped on Ctrl-C or SIGTERM; its state is saved and ``--resume`` goes on from it."""
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Inside the block, SIGTERM (``kill``, a job scheduler's stop) interrupts like Ctrl-C."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 ARCHITECTURES = ("gru_mask", "deep_filter")
@@ -126,15 +155,15 @@ def load_config(path: str | Path) -> TrainConfig:
             try:
                 values[key] = sections[key](**(value or {}))
             except TypeError as exc:
-                raise SystemExit(f"{path}: section {key!r}: {exc}") from None
+                raise ConfigError(f"{path}: section {key!r}: {exc}") from None
         elif key in ("seed", "sample_rate", "corpus_cache", "loss", "mix"):
             values[key] = value
         else:
-            raise SystemExit(f"{path}: unknown key {key!r}")
+            raise ConfigError(f"{path}: unknown key {key!r}")
     try:
         mix_config(values.get("mix"))
     except ValueError as exc:
-        raise SystemExit(f"{path}: section 'mix': {exc}") from None
+        raise ConfigError(f"{path}: section 'mix': {exc}") from None
     return TrainConfig(**values)
 
 
@@ -151,12 +180,12 @@ def build_metadata(config: TrainConfig, training_info: dict[str, Any]):  # -> Mo
 
     states = tuple(contract.state_spec(f"gru{i + 1}_state", units) for i, units in enumerate(config.model.gru_units))
     if config.model.architecture not in ARCHITECTURES:
-        raise SystemExit(
+        raise ConfigError(
             f"model.architecture must be one of {', '.join(ARCHITECTURES)}, not {config.model.architecture!r}"
         )
     if config.model.architecture == "deep_filter":
         if config.model.layout != "bands":
-            raise SystemExit(
+            raise ConfigError(
                 "model.architecture 'deep_filter' takes ERB band features and gains: set model.layout: bands"
             )
         return contract.deep_filter_model_metadata(
@@ -175,7 +204,7 @@ def build_metadata(config: TrainConfig, training_info: dict[str, Any]):  # -> Mo
             config.model.name, config.model.version, config.sample_rate, states, training_info, config.model.num_bands,
             lookahead_frames=config.model.lookahead_frames, window_ms=config.model.window_ms,
         )
-    raise SystemExit(f"model.layout must be 'bins' or 'bands', not {config.model.layout!r}")
+    raise ConfigError(f"model.layout must be 'bins' or 'bands', not {config.model.layout!r}")
 
 
 def build_models(config: TrainConfig, metadata: Any, mean: np.ndarray, scale: np.ndarray) -> Any:
@@ -187,7 +216,7 @@ def build_models(config: TrainConfig, metadata: Any, mean: np.ndarray, scale: np
         try:
             layers = DeepFilterArchitecture(**config.model.deep_filter_layers)
         except TypeError as exc:
-            raise SystemExit(f"model.deep_filter_layers: {exc}") from None
+            raise ConfigError(f"model.deep_filter_layers: {exc}") from None
         return build_deep_filter_models(metadata, mean, scale, layers, seed=config.seed)
     from model_export.keras_models import build_gru_mask_models
 
@@ -224,8 +253,12 @@ def plot_curves(history: list[dict[str, float]], validation: list[dict[str, floa
     plt.close(fig)
 
 
-def train(config: TrainConfig, config_path: Path, command: str) -> dict[str, Any]:
-    """Run the whole pipeline; returns the training report."""
+def train(config: TrainConfig, config_path: Path, command: str, resume: bool = False) -> dict[str, Any]:
+    """Run the whole pipeline; returns the training report.
+
+    ``resume``: go on from the state the last run of this config saved (:mod:`model_export.resume`)
+    instead of starting over. Raises :class:`TrainingInterrupted` on Ctrl-C or SIGTERM, after saving that state.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
     import tensorflow as tf
@@ -273,12 +306,20 @@ def train(config: TrainConfig, config_path: Path, command: str) -> dict[str, Any
     ) as validation_source:
         log.info("making %d validation batches", tc.validation_batches)
         validation = list(validation_source.batches("val", 0, tc.validation_batches))
-        normalisation = [b.features for b in source.batches("train", 10**6, NORMALISATION_BATCHES)]
-        mean, scale = feature_statistics([f.reshape(-1, f.shape[-1]) for f in normalisation])
+        saved_state = None
+        if resume:
+            saved_state = resume_state.load(
+                resume_state.state_path(REPO_ROOT / config.export.report_dir, metadata.name), asdict(config)
+            )
+            mean, scale = np.zeros(metadata.feature_size), np.ones(metadata.feature_size)  # in the saved weights
+        else:
+            normalisation = [b.features for b in source.batches("train", 10**6, NORMALISATION_BATCHES)]
+            mean, scale = feature_statistics([f.reshape(-1, f.shape[-1]) for f in normalisation])
         models = build_models(config, metadata, mean, scale)
         model = models.sequence
         log.info("model %s: %d parameters", metadata.name, models.parameters)
         optimizer = keras.optimizers.Adam(learning_rate=tc.learning_rate, clipnorm=tc.clip_norm)
+        optimizer.build(model.trainable_variables)
 
         @tf.function(reduce_retracing=True)
         def train_step(features, nr, ni, cr, ci, cw):  # type: ignore[no-untyped-def]
@@ -308,42 +349,78 @@ def train(config: TrainConfig, config_path: Path, command: str) -> dict[str, Any
         report_dir = REPO_ROOT / config.export.report_dir
         report_dir.mkdir(parents=True, exist_ok=True)
         checkpoint = report_dir / f"{metadata.name}-best.weights.h5"
-        history: list[dict[str, float]] = []
-        curve: list[dict[str, float]] = [validate(0)]
-        best = curve[0]
-        best_weights = model.get_weights()
+        state_file = resume_state.state_path(report_dir, metadata.name)
+        if saved_state is not None:
+            model.set_weights(saved_state.weights)
+            for variable, value in zip(optimizer.variables, saved_state.optimizer_variables, strict=True):
+                variable.assign(value)
+            step, seconds_before = saved_state.step, saved_state.train_seconds
+            history, curve, best, best_weights = (
+                saved_state.history, saved_state.curve, saved_state.best, saved_state.best_weights
+            )
+            log.info("resuming at step %d after %.1f minutes of training (best so far: step %d)",
+                     step, seconds_before / 60.0, best["step"])
+            if curve[-1]["step"] == step:  # saved at a validation: the restored model must score the same
+                again = validate(step)["loss"]
+                if not math.isclose(again, curve[-1]["loss"], rel_tol=RESUME_TOLERANCE):
+                    raise ConfigError(f"the restored model scores validation loss {again:.5f}, not the "
+                                      f"{curve[-1]['loss']:.5f} it scored when saved: {state_file} does not match "
+                                      "this code; run without --resume to start over")
+        else:
+            step, seconds_before = 0, 0.0
+            history, curve = [], [validate(0)]
+            best, best_weights = curve[0], model.get_weights()
         budget = tc.time_budget_minutes * 60.0
         train_started = time.monotonic()
-        step = 0
-        bar = tqdm(total=tc.steps, desc="training", unit="step", mininterval=5.0, file=sys.stderr)
-        for batch in source.batches("train", 0, tc.steps):
-            elapsed = time.monotonic() - train_started
-            progress = max(step / tc.steps, elapsed / budget)
-            if progress >= 1.0:
-                log.info("time budget reached after %d steps", step)
-                break
-            optimizer.learning_rate.assign(learning_rate(tc, progress, step))
-            terms = train_step(*tensors(batch))
-            step += 1
-            history.append({"step": step, "loss": float(terms["loss"])})
-            bar.update(1)
-            if step % tc.validate_every == 0 or step == tc.steps:
-                point = validate(step)
-                curve.append(point)
-                bar.set_postfix(loss=f"{point['loss']:.4f}", sisdr=f"{point['sisdr']:.2f}")
-                log.info("step %d: validation %s", step, json.dumps(point))
-                if point["loss"] < best["loss"]:
-                    best, best_weights = point, model.get_weights()
-                    model.save_weights(checkpoint)  # survives a failure after training
-                    save_progress(checkpoint, step, best, curve, history, time.monotonic() - train_started)
+
+        def train_seconds() -> float:
+            return seconds_before + time.monotonic() - train_started
+
+        def save_state() -> None:
+            resume_state.save(state_file, resume_state.TrainingState(
+                step=step, train_seconds=train_seconds(), weights=model.get_weights(),
+                optimizer_variables=[np.asarray(v) for v in optimizer.variables], best_weights=best_weights,
+                best=best, curve=curve, history=history, config=asdict(config),
+            ))
+
+        bar = tqdm(total=tc.steps, initial=step, desc="training", unit="step", mininterval=5.0, file=sys.stderr)
+        try:
+            with _sigterm_as_interrupt():
+                for batch in source.batches("train", step, max(tc.steps - step, 0)):
+                    progress = max(step / tc.steps, train_seconds() / budget)
+                    if progress >= 1.0:
+                        log.info("time budget reached after %d steps", step)
+                        break
+                    optimizer.learning_rate.assign(learning_rate(tc, progress, step))
+                    terms = train_step(*tensors(batch))
+                    step += 1
+                    history.append({"step": step, "loss": float(terms["loss"])})
+                    bar.update(1)
+                    if step % tc.validate_every == 0 or step == tc.steps:
+                        point = validate(step)
+                        curve.append(point)
+                        bar.set_postfix(loss=f"{point['loss']:.4f}", sisdr=f"{point['sisdr']:.2f}")
+                        log.info("step %d: validation %s", step, json.dumps(point))
+                        if point["loss"] < best["loss"]:
+                            best, best_weights = point, model.get_weights()
+                            model.save_weights(checkpoint)  # survives a failure after training
+                            save_progress(checkpoint, step, best, curve, history, train_seconds())
+                        save_state()
+        except KeyboardInterrupt:
+            bar.close()
+            save_state()
+            raise TrainingInterrupted(
+                f"training interrupted at step {step} after {train_seconds() / 60.0:.1f} minutes; state saved to "
+                f"{state_file}; go on with: python -m model_export.train --config {config_path} --resume"
+            ) from None
         bar.close()
         if curve[-1]["step"] != step:
             point = validate(step)
             curve.append(point)
             if point["loss"] < best["loss"]:
                 best, best_weights = point, model.get_weights()
+        train_minutes = train_seconds() / 60.0
         model.set_weights(best_weights)
-        train_minutes = (time.monotonic() - train_started) / 60.0
         calibration = [f for b in validation for f in b.inputs][: config.export.calibration_examples]
 
     return export_and_report(
@@ -445,7 +522,7 @@ def export_checkpoint(config: TrainConfig, config_path: Path, command: str) -> d
     checkpoint = REPO_ROOT / config.export.report_dir / f"{metadata.name}-best.weights.h5"
     progress_file = checkpoint.with_suffix(".progress.json")
     if not checkpoint.exists() or not progress_file.exists():
-        raise SystemExit(f"no checkpoint to export: {checkpoint} and {progress_file} are written during training")
+        raise ConfigError(f"no checkpoint to export: {checkpoint} and {progress_file} are written during training")
     progress = json.loads(progress_file.read_text())
     size = metadata.feature_size
     models = build_models(config, metadata, np.zeros(size), np.ones(size))
@@ -468,13 +545,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     parser.add_argument("--export-checkpoint", action="store_true",
                         help="do not train: export the best checkpoint of the last run (if its export failed)")
+    parser.add_argument("--resume", action="store_true",
+                        help="go on from where the last run of this config stopped (interrupted, or to train longer "
+                             "after raising training.steps or time_budget_minutes)")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(name)s: %(message)s"
     )
-    config = load_config(args.config)
     command = "python -m model_export.train " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-    report = export_checkpoint(config, args.config, command) if args.export_checkpoint else train(config, args.config, command)
+    try:
+        config = load_config(args.config)
+        if args.export_checkpoint:
+            report = export_checkpoint(config, args.config, command)
+        else:
+            report = train(config, args.config, command, resume=args.resume)
+    except TrainingInterrupted as exc:
+        log.warning("%s", exc)
+        return EXIT_INTERRUPTED
+    except QuietmicError as exc:
+        log.error("%s", exc)
+        return EXIT_ERROR
     print(json.dumps({k: report[k] for k in ("model", "parameters", "steps", "training_minutes", "best", "exports")}, indent=1))
     return 0
 

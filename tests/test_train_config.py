@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from model_export.train import REPO_ROOT, build_metadata, load_config
+from realtime.errors import ConfigError
 
 CONFIGS = sorted((REPO_ROOT / "model_export" / "configs").glob("*.yaml"))
 
@@ -39,7 +40,7 @@ def test_only_the_bundled_models_configs_install_into_the_package() -> None:
 def test_unknown_keys_are_refused(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("model:\n  lookahed_frames: 1\n")
-    with pytest.raises(SystemExit, match="lookahed_frames"):
+    with pytest.raises(ConfigError, match="lookahed_frames"):
         load_config(bad)
 
 
@@ -49,5 +50,5 @@ def test_mix_section_is_checked_when_the_config_loads(tmp_path: Path) -> None:
     assert load_config(good).mix == {"p_noise_eq": 0.25}
     bad = tmp_path / "bad.yaml"
     bad.write_text("mix:\n  p_noise_equ: 0.25\n")
-    with pytest.raises(SystemExit, match="p_noise_equ"):
+    with pytest.raises(ConfigError, match="p_noise_equ"):
         load_config(bad)
