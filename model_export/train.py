@@ -495,8 +495,8 @@ def export_and_report(
         "exports": outputs,
         "corpus": corpus_summary,
     }
-    (report_dir / "default-training.json").write_text(json.dumps(report, indent=1))
-    plot_curves(history, curve, report_dir / "default-loss.png")
+    (report_dir / f"{metadata.name}-training.json").write_text(json.dumps(report, indent=1))
+    plot_curves(history, curve, report_dir / f"{metadata.name}-loss.png")
     return report
 
 
