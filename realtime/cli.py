@@ -158,7 +158,7 @@ def _setup_logging(verbose: bool, level: str = "info") -> None:
 
 
 def cmd_devices(_args: argparse.Namespace) -> int:
-    from realtime.portaudio_scan import sounddevice
+    from realtime.live.portaudio_scan import sounddevice
 
     sd = sounddevice()
 
@@ -183,9 +183,9 @@ def cmd_devices(_args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from realtime.enhancer import Enhancer, framing_at_rate
-    from realtime.live import LiveProcessor
+    from realtime.live.processor import LiveProcessor
     from realtime.model import load_checked_model
-    from realtime.portaudio_scan import sounddevice
+    from realtime.live.portaudio_scan import sounddevice
 
     sd = sounddevice()  # a JACK server that goes away while quietmic runs must not abort its exit
     settings = _settings(args)
@@ -257,9 +257,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from realtime import paths
-    from realtime.control import ControlServer
-    from realtime.service import CARRY_ENV, PID_FD_ENV, PidFile, RestartRequired, Service
+    from realtime.desktop import paths
+    from realtime.desktop.control import ControlServer
+    from realtime.desktop.service import CARRY_ENV, PID_FD_ENV, PidFile, RestartRequired, Service
 
     stop_signals = {signal.SIGINT, signal.SIGTERM}
     settings = _settings(args)
@@ -305,7 +305,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    from realtime import background
+    from realtime.desktop import background
 
     _settings(args)  # a bad config or option is reported here, not in the log
     status = background.start(_service_options(args))
@@ -316,7 +316,7 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(_args: argparse.Namespace) -> int:
-    from realtime import background
+    from realtime.desktop import background
 
     stale = background.stale_virtual_mic()
     pid = background.stop()
@@ -335,7 +335,7 @@ def cmd_restart(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from realtime import background
+    from realtime.desktop import background
 
     status = background.status()
     if args.json:
@@ -383,7 +383,7 @@ def _faults_text(status: dict[str, Any]) -> str:
 
 
 def cmd_set(args: argparse.Namespace) -> int:
-    from realtime import background
+    from realtime.desktop import background
 
     changed = background.set_value(args.key, args.value)
     print("; ".join(f"{k} = {v}" for k, v in changed.items()))
@@ -391,7 +391,7 @@ def cmd_set(args: argparse.Namespace) -> int:
 
 
 def cmd_autostart(args: argparse.Namespace) -> int:
-    from realtime import autostart
+    from realtime.desktop import autostart
 
     print(autostart.enable() if args.action == "enable" else autostart.disable())
     return 0
@@ -399,7 +399,7 @@ def cmd_autostart(args: argparse.Namespace) -> int:
 
 def cmd_enhance(args: argparse.Namespace) -> int:
     """``quietmic enhance IN OUT``: streams the file; SIGTERM, like Ctrl-C, leaves no partial output."""
-    from realtime.file_mode import enhance_file
+    from realtime.files.file_mode import enhance_file
     from realtime.model import require_valid_model
 
     settings = _settings(args)

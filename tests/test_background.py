@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from realtime import autostart, control
+from realtime.desktop import autostart, control
 from realtime.errors import ConfigError, QuietmicError
-from realtime.service import AlreadyRunning, PidFile, parse_setting, running_pid
+from realtime.desktop.service import AlreadyRunning, PidFile, parse_setting, running_pid
 
 
 @pytest.fixture
@@ -76,7 +76,7 @@ def test_pid_file_admits_one_process(tmp_path: Path) -> None:
     try:
         assert running_pid(path) == os.getpid()
         child = subprocess.run(
-            [sys.executable, "-c", f"from realtime.service import PidFile; PidFile(__import__('pathlib').Path({str(path)!r}))"],
+            [sys.executable, "-c", f"from realtime.desktop.service import PidFile; PidFile(__import__('pathlib').Path({str(path)!r}))"],
             capture_output=True, text=True,
         )
         assert child.returncode != 0 and "already running" in child.stderr

@@ -32,10 +32,10 @@ from benchmarks.cpu_stress import CpuStress
 from benchmarks.jack_server import connect_loopback
 from benchmarks.machine import usable_cpus
 from realtime.enhancer import Enhancer
-from realtime.latency_probe import LoopbackProbe
-from realtime.live import SETTLE_SECONDS as LIVE_SETTLE_SECONDS
-from realtime.live import LiveProcessor
-from realtime.pulse_stream import PLAYBACK_TARGET_BLOCKS
+from benchmarks.latency_probe import LoopbackProbe
+from realtime.live.processor import SETTLE_SECONDS as LIVE_SETTLE_SECONDS
+from realtime.live.processor import LiveProcessor
+from realtime.live.pulse_stream import PLAYBACK_TARGET_BLOCKS
 
 STRESS_PER_CPU = 2
 """Stress processes per usable core: more runnable processes than cores."""

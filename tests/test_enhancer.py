@@ -8,7 +8,7 @@ import pytest
 from realtime import dsp
 from realtime.enhancer import Enhancer
 from realtime.errors import QuietmicError
-from realtime.file_mode import enhance_signal
+from realtime.files.file_mode import enhance_signal
 from realtime.model import MaskModel
 
 RECONSTRUCTION_TOLERANCE = 1e-5

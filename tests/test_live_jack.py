@@ -23,9 +23,9 @@ import pytest
 
 from benchmarks.jack_server import connect_loopback, jack_device_index, jack_running, reinitialise_portaudio
 from realtime.enhancer import Enhancer
-from realtime.latency_probe import LoopbackProbe
-from realtime.live import LiveProcessor
-from realtime.portaudio_scan import sounddevice
+from benchmarks.latency_probe import LoopbackProbe
+from realtime.live.processor import LiveProcessor
+from realtime.live.portaudio_scan import sounddevice
 
 JACK_RATE = 48000
 """The rate .ci/run starts the JACK server at."""

@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from realtime.enhancer import Enhancer
-from realtime.live import INPUT_RING_SECONDS, LiveProcessor
+from realtime.live.processor import INPUT_RING_SECONDS, LiveProcessor
 
 RATE = 16000
 BLOCK = 160

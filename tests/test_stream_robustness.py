@@ -28,9 +28,9 @@ from realtime.config import Settings
 from realtime.default_model import resolve_model_path
 from realtime.cli import format_status
 from realtime.enhancer import MAX_SAMPLE_MAGNITUDE, MODEL_RETRY_SECONDS, Enhancer
-from realtime.live import LiveProcessor
+from realtime.live.processor import LiveProcessor
 from realtime.model import MaskModel
-from realtime.service import Service
+from realtime.desktop.service import Service
 
 RECOVERY_HOPS = 2
 """Output hops, counted from the last bad sample at the output delay, until the output is a fresh
@@ -448,7 +448,7 @@ def test_live_worker_survives_any_failing_block(
         output, summary = stream_through(processor, signal)
     assert summary["processing_failures"] == len(FAILING_BLOCKS) and summary["callbacks"] == blocks
     assert ("enhancer broke" if source == "enhancer" else "tap broke") in summary["processing_error"]
-    assert len([r for r in caplog.records if r.name == "realtime.live"]) == 1
+    assert len([r for r in caplog.records if r.name == "realtime.live.processor"]) == 1
 
     delay = processor.handover_latency + enhancer.latency
     expected = _delayed(signal, delay)

@@ -1,16 +1,16 @@
 """The background service: live denoising into the virtual microphone, supervised and controllable.
 
 ``quietmic serve`` runs it in the foreground (systemd runs that); ``quietmic
-start`` runs it detached (:mod:`realtime.background`). The service
+start`` runs it detached (:mod:`realtime.desktop.background`). The service
 
-* creates the virtual microphone (:mod:`realtime.virtual_mic`) and streams the
+* creates the virtual microphone (:mod:`realtime.desktop.virtual_mic`) and streams the
   real microphone through the :class:`~realtime.enhancer.Enhancer` into it;
 * supervises the stream: when the input device or the audio server goes away
   (unplug, suspend, server restart) it says so in its status and log, keeps
   running, and reopens the stream as soon as it can (retrying every
   :data:`RETRY_SECONDS`); on PulseAudio/PipeWire it follows a change of the
   default microphone;
-* answers the control socket (:mod:`realtime.control`): ``status``, ``set`` (the
+* answers the control socket (:mod:`realtime.desktop.control`): ``status``, ``set`` (the
   attenuation limit and bypass take effect at once; the input device, model,
   block size and rate reopen the stream), ``stop``.
 """
@@ -30,15 +30,15 @@ from typing import Any
 
 import yaml
 
-from realtime import virtual_mic
+from realtime.desktop import virtual_mic
 from realtime.config import Settings, validate_value
 from realtime.default_model import resolve_model_path
 from realtime.enhancer import Enhancer, framing_at_rate
 from realtime.errors import DeviceError, QuietmicError
-from realtime.live import LiveProcessor
+from realtime.live.processor import LiveProcessor
 from realtime.model import load_checked_model
-from realtime.portaudio_scan import PortAudioOrphaned, rescan, sounddevice
-from realtime.pulse_stream import PulseDuplexStream
+from realtime.live.portaudio_scan import PortAudioOrphaned, rescan, sounddevice
+from realtime.live.pulse_stream import PulseDuplexStream
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ LIVE_SETTINGS = ("atten_lim_db", "bypass")
 STREAM_SETTINGS = ("input_device", "output_device", "input_channel", "model", "block_size", "sample_rate")
 """Settings that reopen the stream."""
 FAULT_KEYS = ("model_failures", "processing_failures", "model_resets", "invalid_input_samples")
-"""Processing faults the stream survived (see :mod:`realtime.live`), counted in the status apart from xruns."""
+"""Processing faults the stream survived (see :mod:`realtime.live.processor`), counted in the status apart from xruns."""
 
 
 class AlreadyRunning(QuietmicError):
@@ -69,7 +69,7 @@ class AlreadyRunning(QuietmicError):
 class RestartRequired(Exception):
     """PortAudio cannot go on in this process: the JACK stream died (the server went away, or dropped
     quietmic's client), or PortAudio holds a client of a JACK server that has gone. PortAudio's JACK
-    backend hangs closing such a stream and aborts re-initialising (:mod:`realtime.portaudio_scan`),
+    backend hangs closing such a stream and aborts re-initialising (:mod:`realtime.live.portaudio_scan`),
     so the service process restarts itself (same pid, state carried over) and reconnects when the
     server is back.
 

@@ -21,7 +21,7 @@ overflow, noting where in the sample sequence the block fell; the worker feeds
 a block of zeros at that point, so input and output stay sample-aligned.
 
 Streams whose callback runs on an ordinary thread that blocks on the server
-(:class:`~realtime.pulse_stream.PulseDuplexStream`, marked by a true
+(:class:`~realtime.live.pulse_stream.PulseDuplexStream`, marked by a true
 ``processes_inline`` attribute) have no real-time callback to protect: there the
 callback runs the enhancer itself, with no worker and no hand-over block. A slow
 block then only delays the write, which the stream's playback buffer absorbs.
@@ -51,7 +51,7 @@ import numpy as np
 
 from realtime.enhancer import Enhancer
 from realtime.errors import DeviceError
-from realtime.portaudio_scan import orphaned, sounddevice
+from realtime.live.portaudio_scan import orphaned, sounddevice
 from realtime.ringbuffer import RingBuffer
 
 log = logging.getLogger(__name__)
@@ -135,7 +135,7 @@ class LiveProcessor:
         tap: optional observer of the worker's blocks (used by latency probes).
         latency: the stream's suggested latency (seconds, or PortAudio's "low"/"high").
         stream_factory: makes the stream instead of ``sounddevice.Stream`` (e.g.
-            :class:`realtime.pulse_stream.PulseDuplexStream`): called as
+            :class:`realtime.live.pulse_stream.PulseDuplexStream`): called as
             ``factory(samplerate, blocksize, channels=(in, out), callback=...)``; the
             devices are then the factory's business.
     """
@@ -432,7 +432,7 @@ class LiveProcessor:
         was_running = self._stream is not None or self._worker is not None
         if self._stream is not None and self._on_jack and orphaned():
             # PortAudio waits (up to 10 minutes) for the process callback of a JACK server that has gone to
-            # take the stream out: leave it; the process cannot re-scan anyway (realtime.portaudio_scan).
+            # take the stream out: leave it; the process cannot re-scan anyway (realtime.live.portaudio_scan).
             log.info("the JACK server has gone: leaving its stream unclosed")
             self._stream = None
         if self._stream is not None:

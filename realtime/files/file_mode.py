@@ -1,10 +1,10 @@
 """File mode: enhance a WAV file with the same streaming Enhancer as live mode.
 
-The file is streamed: read in chunks (:class:`~realtime.audio_file.WavReader`),
+The file is streamed: read in chunks (:class:`~realtime.files.audio_file.WavReader`),
 fed through :class:`~realtime.enhancer.Enhancer` in blocks of the live block
 size (by default the model's hop at the file's rate), and written chunk by
 chunk to a temporary file that replaces the output only once complete
-(:class:`~realtime.audio_file.AtomicWavWriter`). Memory use does not grow with
+(:class:`~realtime.files.audio_file.AtomicWavWriter`). Memory use does not grow with
 the file's length. A file result is exactly what live mode would have produced.
 
 The Enhancer's delay is compensated: the output is time-aligned with the input
@@ -34,7 +34,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.signal import firwin, upfirdn
 
-from realtime.audio_file import AtomicWavWriter, WavInfo, WavReader
+from realtime.files.audio_file import AtomicWavWriter, WavInfo, WavReader
 from realtime.enhancer import Enhancer
 from realtime.errors import AudioFileError, QuietmicError
 from realtime.metadata import ModelMetadata, load_metadata
@@ -330,7 +330,7 @@ def _make_pipelines(source: Path, info: WavInfo, options: _Options) -> tuple[lis
 
 def _plot(pipeline: ChannelPipeline, frames: int, factor: int, plot_path: str | Path, title: str) -> None:
     """Draw the first channel's input, output and gains at the processing rate."""
-    from realtime.plot import plot_enhancement
+    from realtime.files.plot import plot_enhancement
 
     assert pipeline.recorded is not None
     enhancer = pipeline.enhancer
@@ -357,7 +357,7 @@ def enhance_file(
 
     ``block_size`` is in samples at the file's rate (None: the model's hop).
     With ``plot_path``, also write a PNG of the first channel's input and output
-    spectrograms and the gains applied (:mod:`realtime.plot`); files longer than
+    spectrograms and the gains applied (:mod:`realtime.files.plot`); files longer than
     :data:`PLOT_MAX_SECONDS` are refused then. Raises :class:`QuietmicError`
     subclasses with a message for the user for anything that cannot be done;
     the output is then left as it was.

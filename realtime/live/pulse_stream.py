@@ -141,7 +141,7 @@ class PulseDuplexStream:
     """
 
     processes_inline = True
-    """The callback runs on this stream's own thread, not a real-time one (see :mod:`realtime.live`)."""
+    """The callback runs on this stream's own thread, not a real-time one (see :mod:`realtime.live.processor`)."""
 
     def __init__(
         self,
