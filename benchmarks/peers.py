@@ -58,6 +58,7 @@ from model_export.teachers import (  # the runners are shared with the teachers 
     RNNoise,
     resample,
 )
+from model_export import DEFAULT_FLOAT_TWIN
 from realtime.config import DEFAULT_ATTEN_LIM_DB
 from realtime.default_model import BUNDLED_MODELS, DEFAULT_MODEL_PATH, MODELS_DIR
 
@@ -168,7 +169,7 @@ PEER_FACTORIES: dict[str, Callable[[], Peer]] = {
 
 DEFAULT_MODELS = {
     "quietmic-int8": DEFAULT_MODEL_PATH,
-    "quietmic-float32": DEFAULT_MODEL_PATH.with_name("default-float32.tflite"),
+    "quietmic-float32": DEFAULT_FLOAT_TWIN,
     "quietmic-int8-nolimit": DEFAULT_MODEL_PATH,
     "quietmic-low-latency": MODELS_DIR / BUNDLED_MODELS["low-latency"],
 }
