@@ -82,7 +82,7 @@ class Quietmic(Peer):
     def __init__(self, model_path: str | Path, name: str = "quietmic", atten_lim_db: float | None = None) -> None:
         """``atten_lim_db`` as in the Enhancer (None: no limit; quietmic's own default is
         :data:`realtime.config.DEFAULT_ATTEN_LIM_DB`)."""
-        from realtime.enhancer import Enhancer, framing_at_rate
+        from realtime.enhancer import Enhancer, hop_at_rate
         from realtime.model import MaskModel
 
         path = Path(model_path)
@@ -92,7 +92,7 @@ class Quietmic(Peer):
         self.model_path = path
         model = MaskModel(path)
         self.native_rate = RATE
-        self.block = framing_at_rate(model.metadata, RATE).hop_length
+        self.block = hop_at_rate(model.metadata, RATE)
         self.enhancer = Enhancer(model, RATE, block_size=self.block, atten_lim_db=atten_lim_db)
         self.delay = self.enhancer.latency
         f = self.enhancer.framing

@@ -35,7 +35,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy.signal import firwin, upfirdn
 
 from realtime.files.audio_file import AtomicWavWriter, WavInfo, WavReader
-from realtime.enhancer import Enhancer
+from realtime.enhancer import Enhancer, hop_at_rate
 from realtime.errors import AudioFileError, QuietmicError
 from realtime.metadata import ModelMetadata, load_metadata
 from realtime.model import MaskModel, read_model_bytes
@@ -313,7 +313,7 @@ def _make_pipelines(source: Path, info: WavInfo, options: _Options) -> tuple[lis
     metadata = load_metadata(model_bytes, str(options.model_path))
     factor = resample_factor(metadata, info.sample_rate, str(source))  # refuses a rate before loading any model
     rate = info.sample_rate * factor
-    block = options.block_size * factor if options.block_size else metadata.framing.at_rate(rate).hop_length
+    block = options.block_size * factor if options.block_size else hop_at_rate(metadata, rate)
     models = [MaskModel(model_bytes) for _ in range(info.channels)]
     if factor > 1:
         log.info("%d Hz does not fit the model's framing: enhancing at %d Hz (x%d)", info.sample_rate, rate, factor)
@@ -374,7 +374,7 @@ def enhance_file(
             pipelines, chunk = _make_pipelines(source, info, options)
             factor = pipelines[0].upsampler.factor
             invalid = _stream(reader, writer, pipelines, chunk)
-            invalid += sum(pipe.enhancer.invalid_samples for pipe in pipelines)
+            invalid += sum(pipe.enhancer.counters.invalid_samples for pipe in pipelines)
             if plot_path is not None:  # inside the writer's block: a failed plot leaves no output
                 _plot(pipelines[0], info.frames, factor, plot_path, f"{source.name} -> {target.name}")
     first = pipelines[0].enhancer

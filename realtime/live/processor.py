@@ -462,9 +462,9 @@ class LiveProcessor:
         if failures:
             log.warning("%d blocks failed to process and were played as silence (last error: %s)",
                         failures, self.processing_error)
-        if enhancer.model_failures:
+        if enhancer.counters.model_failures:
             log.warning("the model failed on %d hops, which passed the input through (last error: %s)",
-                        enhancer.model_failures, enhancer.model_error)
+                        enhancer.counters.model_failures, enhancer.model_error)
 
     def __enter__(self) -> LiveProcessor:
         self.start()
@@ -498,9 +498,9 @@ class LiveProcessor:
             "block_time_ms_p99": round(1000.0 * float(np.percentile(times, 99)), 4) if len(times) else None,
             "block_period_ms": round(block_ms, 3),
             "processing_error": self.processing_error,
-            "model_failures": self.enhancer.model_failures,
+            "model_failures": self.enhancer.counters.model_failures,
             "model_failing": self.enhancer.model_failing,
             "model_error": self.enhancer.model_error,
-            "model_resets": self.enhancer.model_resets,
-            "invalid_input_samples": self.enhancer.invalid_samples,
+            "model_resets": self.enhancer.counters.model_resets,
+            "invalid_input_samples": self.enhancer.counters.invalid_samples,
         }
