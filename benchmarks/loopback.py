@@ -44,7 +44,7 @@ def measure_loopback(model: str | Path, sample_rate: int, block: int, seconds: f
         if device is None:
             raise RuntimeError("PortAudio sees no JACK device; is libportaudio2 built with JACK support?")
         enhancer = Enhancer(model, sample_rate, block_size=block)
-        processor = LiveProcessor(enhancer, block, input_device=device, output_device=device, tap=probe)
+        processor = LiveProcessor(enhancer, input_device=device, output_device=device, tap=probe)
         with processor:
             connect_loopback(server.name)
             time.sleep(seconds + 0.1)

@@ -182,30 +182,15 @@ def cmd_devices(_args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from realtime.enhancer import Enhancer, framing_at_rate
-    from realtime.live.processor import LiveProcessor
-    from realtime.model import load_checked_model
+    from realtime.live.from_settings import build_processor, device_rate
     from realtime.live.portaudio_scan import sounddevice
+    from realtime.model import load_checked_model
 
-    sd = sounddevice()  # a JACK server that goes away while quietmic runs must not abort its exit
+    sounddevice()  # a JACK server that goes away while quietmic runs must not abort its exit
     settings = _settings(args)
     model = load_checked_model(resolve_model_path(settings.model))
-    if settings.sample_rate is not None:
-        rate = settings.sample_rate
-    else:
-        try:
-            rate = int(sd.query_devices(settings.input_device, "input")["default_samplerate"])
-        except (ValueError, sd.PortAudioError) as exc:
-            raise QuietmicError(f"no usable input device: {exc}; list devices with 'quietmic devices'") from None
-    block = settings.block_size or framing_at_rate(model.metadata, rate).hop_length
-    enhancer = Enhancer(model, rate, block_size=block, atten_lim_db=settings.atten_lim_db, bypass=settings.bypass)
-    processor = LiveProcessor(
-        enhancer,
-        block,
-        input_device=settings.input_device,
-        output_device=settings.output_device,
-        input_channel=settings.input_channel,
-    )
+    rate = settings.sample_rate if settings.sample_rate is not None else device_rate(settings.input_device)
+    processor = build_processor(model, settings, rate)
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: Any) -> None:
@@ -225,7 +210,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         processor.start()
         print(
-            f"quietmic: denoising with {model.metadata.name} at {rate} Hz, blocks of {block}; "
+            f"quietmic: denoising with {model.metadata.name} at {rate} Hz, blocks of {processor.block_size}; "
             f"latency {1000 * processor.stated_latency / rate:.1f} ms; Ctrl-C stops",
             file=sys.stderr,
         )

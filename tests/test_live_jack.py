@@ -78,7 +78,7 @@ def _measure_loopback(reference_model, jack_device: int, block: int) -> Loopback
     probe = LoopbackProbe(
         JACK_RATE, pulses, record_samples=int(RUN_SECONDS * JACK_RATE), max_delay=int(MAX_DELAY_SECONDS * JACK_RATE)
     )
-    processor = LiveProcessor(enhancer, block, input_device=jack_device, output_device=jack_device, tap=probe)
+    processor = LiveProcessor(enhancer, input_device=jack_device, output_device=jack_device, tap=probe)
     with processor:
         connect_loopback()
         time.sleep(SETTLE_SECONDS)  # re-wiring the JACK graph may cost a cycle: count from here

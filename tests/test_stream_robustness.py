@@ -369,8 +369,8 @@ def test_a_non_finite_model_state_resets_the_model(reference_model) -> None:
 
 
 def _worker_stream(*args, **kwargs) -> InlineStream:  # noqa: ANN002, ANN003
-    """A fake stream for the worker path: the factory is not marked ``processes_inline`` (the test
-    calls the processor's callback itself, through ``drive``)."""
+    """A fake stream for the worker path (a processor made without ``inline``): the test calls the
+    processor's callback itself, through ``drive``."""
     return InlineStream(*args, **kwargs)
 
 
@@ -395,7 +395,7 @@ def test_live_worker_passes_the_input_through_when_the_model_fails(
 ) -> None:
     path = reference_model("random", 16000, "float32")
     enhancer = Enhancer(FaultyModel(path, "interpreter", lambda call: call >= FAIL_AT_HOP), RATE, block_size=BLOCK)
-    processor = LiveProcessor(enhancer, BLOCK, stream_factory=_worker_stream)
+    processor = LiveProcessor(enhancer, stream_factory=_worker_stream)
     signal = speech_like(RATE, 2.0)
     with caplog.at_level(logging.WARNING):
         output, summary = stream_through(processor, signal)
@@ -430,7 +430,7 @@ def test_live_worker_survives_any_failing_block(
 ) -> None:
     """The failing blocks play as silence; afterwards the output is the input at the same delay."""
     enhancer = Enhancer(reference_model("identity", 16000, "float32"), RATE, block_size=BLOCK)
-    processor = LiveProcessor(enhancer, BLOCK, stream_factory=_worker_stream,
+    processor = LiveProcessor(enhancer, stream_factory=_worker_stream,
                               tap=_FailingTap() if source == "tap" else None)
     if source == "enhancer":
         process, calls = enhancer.process, [0]
@@ -463,7 +463,7 @@ def test_live_inline_stream_passes_the_input_through_when_the_model_fails(refere
     path = reference_model("random", 16000, "float32")
     enhancer = Enhancer(FaultyModel(path, "raise", lambda call: call >= FAIL_AT_HOP), RATE, block_size=BLOCK)
     factory, streams = inline_factory()
-    processor = LiveProcessor(enhancer, BLOCK, stream_factory=factory)
+    processor = LiveProcessor(enhancer, stream_factory=factory, inline=True)
     signal = speech_like(RATE, 1.0)
     processor.start()
     try:
@@ -485,7 +485,7 @@ def test_service_status_reports_the_faults_apart_from_xruns(reference_model) -> 
     service = Service(Settings(model=str(path)), backend="none")
     enhancer = Enhancer(FaultyModel(path, "raise", lambda call: call >= 20), RATE, block_size=BLOCK)
     factory, streams = inline_factory()
-    processor = LiveProcessor(enhancer, BLOCK, stream_factory=factory)
+    processor = LiveProcessor(enhancer, stream_factory=factory, inline=True)
     processor.start()
     service.processor = processor
     signal = speech_like(RATE, 0.5)

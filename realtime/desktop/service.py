@@ -33,8 +33,9 @@ import yaml
 from realtime.desktop import virtual_mic
 from realtime.config import Settings, validate_value
 from realtime.default_model import resolve_model_path
-from realtime.enhancer import Enhancer, framing_at_rate
+from realtime.enhancer import framing_at_rate
 from realtime.errors import DeviceError, QuietmicError
+from realtime.live.from_settings import build_processor, device_rate
 from realtime.live.processor import LiveProcessor
 from realtime.model import load_checked_model
 from realtime.live.portaudio_scan import PortAudioOrphaned, rescan, sounddevice
@@ -411,10 +412,7 @@ class Service:
             return self.settings.sample_rate
         if self._pulse():
             return PULSE_RATE
-        sd = sounddevice()
-
-        device = self.settings.input_device if input_device is None else input_device
-        return int(sd.query_devices(device, "input")["default_samplerate"])
+        return device_rate(self.settings.input_device if input_device is None else input_device)
 
     def _choose_source(self) -> str | None:
         """The PulseAudio source to record: the configured one, else the default unless it is quietmic's own."""
@@ -446,7 +444,7 @@ class Service:
             with self._lock:
                 settings, model = self.settings, self.model
             input_device, output_device = settings.input_device, settings.output_device
-            factory = None
+            factory, inline = None, False
             if self._pulse():
                 assert isinstance(self.virtual_mic, virtual_mic.PulseVirtualMic)
                 if not self.virtual_mic.exists():
@@ -457,6 +455,7 @@ class Service:
                 self._input_source = input_device = source
                 output_device = virtual_mic.SINK_NAME
                 factory = functools.partial(PulseDuplexStream, device=(source, virtual_mic.SINK_NAME))
+                inline = PulseDuplexStream.processes_inline
             else:
                 try:
                     rescan()  # a device or server may have come (back)
@@ -470,11 +469,8 @@ class Service:
                     input_device = jack if input_device is None else input_device
                     output_device = jack  # the virtual microphone is quietmic's own JACK output ports
             rate = self._rate(input_device)  # on JACK: the server's rate, not the system default's
-            block = settings.block_size or framing_at_rate(model.metadata, rate).hop_length
-            model.reset()
-            enhancer = Enhancer(model, rate, block_size=block, atten_lim_db=settings.atten_lim_db, bypass=settings.bypass)
-            processor = LiveProcessor(enhancer, block, input_device=input_device, output_device=output_device,
-                                      input_channel=settings.input_channel, stream_factory=factory)
+            processor = build_processor(model, settings, rate, devices=(input_device, output_device),
+                                        stream_factory=factory, inline=inline)
             processor.start()
         except (QuietmicError, sd.PortAudioError, ValueError) as exc:
             self._set_state("waiting for the input device", str(exc))
