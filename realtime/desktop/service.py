@@ -17,6 +17,7 @@ start`` runs it detached (:mod:`realtime.desktop.background`). The service
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import functools
 import logging
@@ -24,9 +25,9 @@ import os
 import resource
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, Mapping
 
 import yaml
 
@@ -59,8 +60,46 @@ LIVE_SETTINGS = ("atten_lim_db", "bypass")
 """Settings applied to the running enhancer without reopening the stream."""
 STREAM_SETTINGS = ("input_device", "output_device", "input_channel", "model", "block_size", "sample_rate")
 """Settings that reopen the stream."""
+XRUN_KEYS = ("input_overflows", "output_underflows", "late_blocks")
+"""Glitches the status counts as xruns (see :class:`~realtime.live.processor.StreamCounters`)."""
 FAULT_KEYS = ("model_failures", "processing_failures", "model_resets", "invalid_input_samples")
 """Processing faults the stream survived (see :mod:`realtime.live.processor`), counted in the status apart from xruns."""
+
+
+@dataclass(frozen=True)
+class StreamTotals:
+    """Xruns and survived faults summed over streams: the service's closed streams, carried across a
+    restart of its process, plus the running one for its status. The names are those of
+    :meth:`LiveProcessor.summary <realtime.live.processor.LiveProcessor.summary>`."""
+
+    input_overflows: int = 0
+    output_underflows: int = 0
+    late_blocks: int = 0
+    model_failures: int = 0
+    processing_failures: int = 0
+    model_resets: int = 0
+    invalid_input_samples: int = 0
+
+    @classmethod
+    def carried(cls, counters: Mapping[str, Any], faults: Mapping[str, Any]) -> StreamTotals:
+        """The totals of a status's ``counters`` and ``faults`` (as :meth:`Service.carry_over` passes them on)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: int(value) for key, value in {**counters, **faults}.items() if key in known})
+
+    def plus(self, summary: Mapping[str, Any]) -> StreamTotals:
+        """These totals with one stream's (its :meth:`~realtime.live.processor.LiveProcessor.summary`) added."""
+        return StreamTotals(**{f.name: getattr(self, f.name) + int(summary[f.name]) for f in fields(self)})
+
+    def xruns(self) -> dict[str, int]:
+        """The xrun counts by kind (the status's ``counters``)."""
+        return {key: getattr(self, key) for key in XRUN_KEYS}
+
+    def faults(self) -> dict[str, int]:
+        """The fault counts by kind (the status's ``faults``)."""
+        return {key: getattr(self, key) for key in FAULT_KEYS}
+
+
+assert {f.name for f in fields(StreamTotals)} == {*XRUN_KEYS, *FAULT_KEYS}
 
 
 class AlreadyRunning(QuietmicError):
@@ -191,8 +230,8 @@ class Service:
         self._process_started = self.started_at
         self.reconnects = 0
         self.lost_streams = 0
-        self._past_counters: dict[str, int] = {}
-        self._past_faults: dict[str, int] = {}
+        self._past = StreamTotals()
+        """What the streams closed so far (in this process or, carried over, before its restart) counted."""
         self._stop = threading.Event()
         self._reopen = threading.Event()
         self._lock = threading.Lock()
@@ -206,8 +245,7 @@ class Service:
             self.started_at = time.monotonic() - float(carried.get("uptime_seconds", 0.0))
             self.reconnects = int(carried.get("reconnects", 0))
             self.lost_streams = int(carried.get("lost_streams", 0))
-            self._past_counters = {k: int(v) for k, v in carried.get("counters", {}).items()}
-            self._past_faults = {k: int(v) for k, v in carried.get("faults", {}).items()}
+            self._past = StreamTotals.carried(carried.get("counters", {}), carried.get("faults", {}))
             self._set_state(str(carried.get("state", "reconnecting")), str(carried.get("detail", "")))
             self.stream.since = time.monotonic() - float(carried.get("state_seconds", 0.0))
 
@@ -271,15 +309,11 @@ class Service:
             processor = self.processor
             settings = self.settings
         now = time.monotonic()
-        counters = dict(self._past_counters)
-        faults = {key: self._past_faults.get(key, 0) for key in FAULT_KEYS}
+        totals = self._past
         latency_ms, model_failing, fault_detail = None, False, ""
         if processor is not None:
             summary = processor.summary()
-            for key in ("input_overflows", "output_underflows", "late_blocks"):
-                counters[key] = counters.get(key, 0) + int(summary[key])
-            for key in FAULT_KEYS:
-                faults[key] += int(summary[key])
+            totals = totals.plus(summary)
             latency_ms = summary["stated_latency_ms"]
             model_failing = summary["model_failing"]
             fault_detail = "; ".join(f"{what}: {summary[key]}" for what, key in
@@ -302,9 +336,9 @@ class Service:
             "bypass": settings.bypass,
             "cpu_percent": round(self._cpu_percent, 2),
             "cpu_percent_average": round(100.0 * _cpu_seconds() / max(now - self._process_started, 1e-9), 2),
-            "xruns": sum(counters.values()),
-            "counters": counters,
-            "faults": faults,
+            "xruns": sum(totals.xruns().values()),
+            "counters": totals.xruns(),
+            "faults": totals.faults(),
             "model_failing": model_failing,
             "fault_detail": fault_detail,
             "lost_streams": self.lost_streams,
@@ -317,10 +351,8 @@ class Service:
         """Stream until :meth:`request_stop`; never gives up on a lost device."""
         self.virtual_mic = virtual_mic.detect(self.backend_choice)
         if self.virtual_mic is not None:
-            try:
+            with self._restart_if_orphaned():
                 self.virtual_mic.create()
-            except PortAudioOrphaned as exc:
-                raise RestartRequired(str(exc), self._portaudio_backend()) from None
         else:
             log.info("no PulseAudio/PipeWire or JACK server: playing to the output device, no virtual microphone")
         try:
@@ -364,8 +396,7 @@ class Service:
                 self.lost_streams += 1
                 self._set_state("reconnecting", why)
                 if isinstance(self.virtual_mic, virtual_mic.JackPorts):  # server gone, or it dropped our client
-                    self._stream_dead = True
-                    raise RestartRequired(why, self._portaudio_backend())
+                    raise self._restart_required(why)
                 self._close_stream()
                 continue
             if self._pulse() and self._pulse_check_due(now):
@@ -405,6 +436,20 @@ class Service:
     def _portaudio_backend(self) -> str:
         """The backend a restarted process keeps: JACK ports, or none (an output device through PortAudio)."""
         return "jack" if isinstance(self.virtual_mic, virtual_mic.JackPorts) else "none"
+
+    def _restart_required(self, why: str) -> RestartRequired:
+        """PortAudio cannot go on in this process: the stream is dead (closing it would hang), and the
+        process restarts with the backend it has (see :class:`RestartRequired`)."""
+        self._stream_dead = True
+        return RestartRequired(why, self._portaudio_backend())
+
+    @contextlib.contextmanager
+    def _restart_if_orphaned(self) -> Iterator[None]:
+        """Turn PortAudio's refusal to re-scan in this process (:class:`PortAudioOrphaned`) into a restart."""
+        try:
+            yield
+        except PortAudioOrphaned as exc:
+            raise self._restart_required(str(exc)) from None
 
     def _rate(self, input_device: int | str | None = None) -> int:
         """The stream rate: the setting, else 48 kHz on PulseAudio, else ``input_device``'s (default: the setting's)."""
@@ -457,11 +502,8 @@ class Service:
                 factory = functools.partial(PulseDuplexStream, device=(source, virtual_mic.SINK_NAME))
                 inline = PulseDuplexStream.processes_inline
             else:
-                try:
+                with self._restart_if_orphaned():
                     rescan()  # a device or server may have come (back)
-                except PortAudioOrphaned as exc:
-                    self._stream_dead = True
-                    raise RestartRequired(str(exc), self._portaudio_backend()) from None
                 if isinstance(self.virtual_mic, virtual_mic.JackPorts):
                     jack = virtual_mic.jack_device()
                     if jack is None:
@@ -488,11 +530,7 @@ class Service:
             processor, self.processor = self.processor, None
         if processor is None:
             return
-        summary = processor.summary()
-        for key in ("input_overflows", "output_underflows", "late_blocks"):
-            self._past_counters[key] = self._past_counters.get(key, 0) + int(summary[key])
-        for key in FAULT_KEYS:
-            self._past_faults[key] = self._past_faults.get(key, 0) + int(summary[key])
+        self._past = self._past.plus(processor.summary())
         if self._stream_dead:
             return  # PortAudio would hang closing it; the process restarts instead
         try:
