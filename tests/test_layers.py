@@ -81,8 +81,8 @@ def imports_of(module: str, source: str) -> list[Import]:
     ``from package import name`` counts as importing ``package.name`` when that is a module of the
     runtime, else as importing ``package``; relative imports are resolved against ``module``.
     """
-    is_package = source is not None and module_path(module).endswith("__init__.py")
-    found = []
+    is_package = module_path(module).endswith("__init__.py")
+    found: list[Import] = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             found += [Import(module, node.lineno, alias.name) for alias in node.names]
@@ -95,7 +95,7 @@ def imports_of(module: str, source: str) -> list[Import]:
             for alias in node.names:
                 full = f"{base}.{alias.name}"
                 found.append(Import(module, node.lineno, full if _is_module(full) else base))
-    return found
+    return list(dict.fromkeys(found))  # one entry per line and module imported
 
 
 def layer_of(module: str) -> int | None:

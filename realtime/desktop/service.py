@@ -161,10 +161,8 @@ class PidFile:
         return self._fd
 
     def release(self) -> None:
-        try:
-            self.path.unlink()
-        except FileNotFoundError:
-            pass
+        """Remove the pid file and let go of its lock."""
+        self.path.unlink(missing_ok=True)
         os.close(self._fd)
 
 
