@@ -21,7 +21,7 @@ from typing import Any, Callable
 import numpy as np
 
 from benchmarks.machine import pinned, usable_cpus
-from realtime.enhancer import Enhancer, framing_at_rate
+from realtime.enhancer import Enhancer, hop_at_rate
 from realtime.model import MaskModel
 
 WARMUP_HOPS = 50
@@ -97,11 +97,11 @@ def measure_hop_cost(
 ) -> tuple[HopCost, np.ndarray]:
     """Time ``Enhancer.process`` hop by hop over ``seconds`` of audio; returns stats and raw times (s)."""
     mask_model = model if isinstance(model, MaskModel) else MaskModel(model)
-    hop = framing_at_rate(mask_model.metadata, sample_rate).hop_length
+    hop = hop_at_rate(mask_model.metadata, sample_rate)
     enhancer = Enhancer(mask_model, sample_rate, block_size=hop, bypass=bypass)
     enhancer.stage_seconds = np.zeros(len(STAGES))
     times = time_hops(enhancer.process, sample_rate, hop, seconds)
-    per_hop = enhancer.stage_seconds * 1000.0 / enhancer.hops_processed
+    per_hop = enhancer.stage_seconds * 1000.0 / enhancer.counters.hops
     stages = {name: float(value) for name, value in zip(STAGES, per_hop)}
     return summarise(times, sample_rate, hop, stages), times
 

@@ -25,7 +25,7 @@ def main() -> None:
     parser.add_argument("--device", type=int, help="PortAudio device index (default: the default device)")
     args = parser.parse_args()
 
-    from realtime.portaudio_scan import sounddevice
+    from realtime.live.portaudio_scan import sounddevice
 
     sd = sounddevice()
 

@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from realtime.portaudio_scan import rescan, sounddevice
+from realtime.live.portaudio_scan import rescan, sounddevice
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ _PR_SET_PDEATHSIG = 1
 def reinitialise_portaudio() -> None:
     """Make PortAudio (if loaded) rescan host APIs, attaching to or detaching from JACK.
 
-    Raises :class:`realtime.portaudio_scan.PortAudioOrphaned` (instead of aborting) if
+    Raises :class:`realtime.live.portaudio_scan.PortAudioOrphaned` (instead of aborting) if
     PortAudio holds a client of a JACK server that has gone.
     """
     if "sounddevice" in sys.modules:

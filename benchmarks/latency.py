@@ -54,8 +54,8 @@ from benchmarks.machine import machine_info, pinned, usable_cpus
 from benchmarks.report import fmt as _fmt
 from benchmarks.report import table
 from realtime.default_model import resolve_model_path
-from realtime.enhancer import Enhancer, framing_at_rate
-from realtime.file_mode import enhance_signal
+from realtime.enhancer import Enhancer, hop_at_rate
+from realtime.files.file_mode import enhance_signal
 from realtime.model import MaskModel
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
@@ -116,7 +116,7 @@ class Progress:
 
 def algorithmic_latency(model: MaskModel, sample_rate: int) -> dict[str, Any]:
     """The stated latency at ``sample_rate`` (block = hop) and its check with impulses."""
-    enhancer = Enhancer(model, sample_rate, block_size=framing_at_rate(model.metadata, sample_rate).hop_length)
+    enhancer = Enhancer(model, sample_rate, block_size=hop_at_rate(model.metadata, sample_rate))
     framing = enhancer.framing
     hop = framing.hop_length
     to_ms = 1000.0 / sample_rate
@@ -223,7 +223,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     stress_cpu = cpus[0] if len(cpus) > 1 else None
     rates = list(args.rates)
     drift_rate = BAR_RATE if BAR_RATE in rates else max(rates)
-    plan = {r: blocks_for(r, framing_at_rate(model.metadata, r).hop_length, args.blocks, durations) for r in rates}
+    plan = {r: blocks_for(r, hop_at_rate(model.metadata, r), args.blocks, durations) for r in rates}
     live_total = sum(len(b) for b in plan.values()) * (2 * live_seconds + 20.0)
     peer_names = [] if args.no_peers else list(PEERS)
     progress = Progress(
@@ -271,7 +271,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             entry["rss_mb"] = max(b["idle"]["rss_mb"] for b in entry["blocks"].values())
             result["rates"][str(rate)] = entry
 
-    drift_block = framing_at_rate(model.metadata, drift_rate).hop_length
+    drift_block = hop_at_rate(model.metadata, drift_rate)
     progress.step(f"drift: {drift_rate} Hz, block {drift_block}, {drift_minutes:g} min", drift_minutes * 60.0)
     started = time.monotonic()
 

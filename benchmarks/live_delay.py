@@ -162,7 +162,7 @@ class DelayProbe:
             self.status_flags += 1
 
     def start(self) -> None:
-        from realtime.portaudio_scan import sounddevice
+        from realtime.live.portaudio_scan import sounddevice
 
         sd = sounddevice()
 

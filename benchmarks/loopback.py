@@ -5,7 +5,7 @@
 For each block size it starts a JACK server (dummy driver, period = block
 size), runs quietmic's live processor on it with its output port wired to its
 input port, plays pulses and times their returns (see
-:mod:`realtime.latency_probe`), and prints the measured delay against the delay
+:mod:`benchmarks.latency_probe`), and prints the measured delay against the delay
 quietmic states, plus the xruns counted. Without ``--model`` the identity
 reference model is exported to a temporary file (needs the ``[export]`` extra):
 a pulse passes it unchanged; a denoising model may remove a pulse.
@@ -24,8 +24,8 @@ from typing import Any
 
 from benchmarks.jack_server import JackServer, connect_loopback, jack_device_index
 from realtime.enhancer import Enhancer
-from realtime.latency_probe import LoopbackProbe
-from realtime.live import LiveProcessor
+from benchmarks.latency_probe import LoopbackProbe
+from realtime.live.processor import LiveProcessor
 
 PULSE_INTERVAL_SECONDS = 1.0
 FIRST_PULSE_SECONDS = 1.0
@@ -44,7 +44,7 @@ def measure_loopback(model: str | Path, sample_rate: int, block: int, seconds: f
         if device is None:
             raise RuntimeError("PortAudio sees no JACK device; is libportaudio2 built with JACK support?")
         enhancer = Enhancer(model, sample_rate, block_size=block)
-        processor = LiveProcessor(enhancer, block, input_device=device, output_device=device, tap=probe)
+        processor = LiveProcessor(enhancer, input_device=device, output_device=device, tap=probe)
         with processor:
             connect_loopback(server.name)
             time.sleep(seconds + 0.1)

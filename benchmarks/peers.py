@@ -58,6 +58,7 @@ from model_export.teachers import (  # the runners are shared with the teachers 
     RNNoise,
     resample,
 )
+from model_export import DEFAULT_FLOAT_TWIN
 from realtime.config import DEFAULT_ATTEN_LIM_DB
 from realtime.default_model import BUNDLED_MODELS, DEFAULT_MODEL_PATH, MODELS_DIR
 
@@ -81,7 +82,7 @@ class Quietmic(Peer):
     def __init__(self, model_path: str | Path, name: str = "quietmic", atten_lim_db: float | None = None) -> None:
         """``atten_lim_db`` as in the Enhancer (None: no limit; quietmic's own default is
         :data:`realtime.config.DEFAULT_ATTEN_LIM_DB`)."""
-        from realtime.enhancer import Enhancer, framing_at_rate
+        from realtime.enhancer import Enhancer, hop_at_rate
         from realtime.model import MaskModel
 
         path = Path(model_path)
@@ -91,7 +92,7 @@ class Quietmic(Peer):
         self.model_path = path
         model = MaskModel(path)
         self.native_rate = RATE
-        self.block = framing_at_rate(model.metadata, RATE).hop_length
+        self.block = hop_at_rate(model.metadata, RATE)
         self.enhancer = Enhancer(model, RATE, block_size=self.block, atten_lim_db=atten_lim_db)
         self.delay = self.enhancer.latency
         f = self.enhancer.framing
@@ -112,7 +113,7 @@ class Quietmic(Peer):
         self.enhancer.reset()
 
     def process(self, signal_16k: np.ndarray) -> np.ndarray:
-        from realtime.file_mode import enhance_signal
+        from realtime.files.file_mode import enhance_signal
 
         x = np.asarray(signal_16k, dtype=np.float32).reshape(-1)
         return enhance_signal(self.enhancer, x, self.block)
@@ -168,7 +169,7 @@ PEER_FACTORIES: dict[str, Callable[[], Peer]] = {
 
 DEFAULT_MODELS = {
     "quietmic-int8": DEFAULT_MODEL_PATH,
-    "quietmic-float32": DEFAULT_MODEL_PATH.with_name("default-float32.tflite"),
+    "quietmic-float32": DEFAULT_FLOAT_TWIN,
     "quietmic-int8-nolimit": DEFAULT_MODEL_PATH,
     "quietmic-low-latency": MODELS_DIR / BUNDLED_MODELS["low-latency"],
 }

@@ -2,7 +2,7 @@
 
 :func:`play_and_record` plays ``signal`` into ``sink`` (e.g. the test
 microphone's input) while recording ``source`` (e.g. quietmic's virtual
-microphone) through one :class:`~realtime.pulse_stream.PulseDuplexStream`: each
+microphone) through one :class:`~realtime.live.pulse_stream.PulseDuplexStream`: each
 callback plays one block and records one block, so the lag of a recorded event
 behind the played one is the round trip ``sink -> ... -> source`` plus the
 probe's own buffering (constant for a stream; measure it with ``source`` = the
@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from benchmarks.live_delay import delay_by_correlation
-from realtime.pulse_stream import PulseDuplexStream
+from realtime.live.pulse_stream import PulseDuplexStream
 
 START_TIMEOUT_SECONDS = 5.0
 WARMUP_SECONDS = 2.0

@@ -37,7 +37,7 @@ import numpy as np
 from benchmarks.live_delay import delay_by_correlation, voiced_burst
 from benchmarks.pulse_probe import PROBE_PLAYBACK_BLOCKS, WARMUP_SECONDS, play_and_record
 from benchmarks.pulse_server import MIC_SINK, MIC_SOURCE, PulseServer
-from realtime.virtual_mic import SOURCE_NAME
+from realtime.desktop.virtual_mic import SOURCE_NAME
 
 RATE = 48000
 BLOCK = 480

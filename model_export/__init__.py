@@ -13,3 +13,12 @@ Command line: ``python -m model_export reference {identity,random} --sample-rate
 Submodules are imported on demand, so ``import model_export`` stays cheap;
 only the modules that build or convert models import TensorFlow.
 """
+
+from pathlib import Path
+
+ARTIFACTS_DIR = Path(__file__).resolve().parent / "artifacts"
+"""Where training leaves what it made besides the shipped models: reports, loss curves, float32 twins."""
+
+DEFAULT_FLOAT_TWIN = ARTIFACTS_DIR / "default-float32.tflite"
+"""The float32 twin of the bundled default model (``export.float_output`` of ``configs/default.yaml``):
+the benchmarks compare it with the int8 model; it is not part of the runtime or its wheel."""

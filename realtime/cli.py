@@ -158,7 +158,7 @@ def _setup_logging(verbose: bool, level: str = "info") -> None:
 
 
 def cmd_devices(_args: argparse.Namespace) -> int:
-    from realtime.portaudio_scan import sounddevice
+    from realtime.live.portaudio_scan import sounddevice
 
     sd = sounddevice()
 
@@ -182,30 +182,15 @@ def cmd_devices(_args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from realtime.enhancer import Enhancer, framing_at_rate
-    from realtime.live import LiveProcessor
+    from realtime.live.from_settings import build_processor, device_rate
+    from realtime.live.portaudio_scan import sounddevice
     from realtime.model import load_checked_model
-    from realtime.portaudio_scan import sounddevice
 
-    sd = sounddevice()  # a JACK server that goes away while quietmic runs must not abort its exit
+    sounddevice()  # a JACK server that goes away while quietmic runs must not abort its exit
     settings = _settings(args)
     model = load_checked_model(resolve_model_path(settings.model))
-    if settings.sample_rate is not None:
-        rate = settings.sample_rate
-    else:
-        try:
-            rate = int(sd.query_devices(settings.input_device, "input")["default_samplerate"])
-        except (ValueError, sd.PortAudioError) as exc:
-            raise QuietmicError(f"no usable input device: {exc}; list devices with 'quietmic devices'") from None
-    block = settings.block_size or framing_at_rate(model.metadata, rate).hop_length
-    enhancer = Enhancer(model, rate, block_size=block, atten_lim_db=settings.atten_lim_db, bypass=settings.bypass)
-    processor = LiveProcessor(
-        enhancer,
-        block,
-        input_device=settings.input_device,
-        output_device=settings.output_device,
-        input_channel=settings.input_channel,
-    )
+    rate = settings.sample_rate if settings.sample_rate is not None else device_rate(settings.input_device)
+    processor = build_processor(model, settings, rate)
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: Any) -> None:
@@ -225,7 +210,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         processor.start()
         print(
-            f"quietmic: denoising with {model.metadata.name} at {rate} Hz, blocks of {block}; "
+            f"quietmic: denoising with {model.metadata.name} at {rate} Hz, blocks of {processor.block_size}; "
             f"latency {1000 * processor.stated_latency / rate:.1f} ms; Ctrl-C stops",
             file=sys.stderr,
         )
@@ -257,9 +242,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from realtime import paths
-    from realtime.control import ControlServer
-    from realtime.service import CARRY_ENV, PID_FD_ENV, PidFile, RestartRequired, Service
+    from realtime.desktop import paths
+    from realtime.desktop.control import ControlServer
+    from realtime.desktop.service import CARRY_ENV, PID_FD_ENV, PidFile, RestartRequired, Service
 
     stop_signals = {signal.SIGINT, signal.SIGTERM}
     settings = _settings(args)
@@ -305,7 +290,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    from realtime import background
+    from realtime.desktop import background
 
     _settings(args)  # a bad config or option is reported here, not in the log
     status = background.start(_service_options(args))
@@ -316,7 +301,7 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(_args: argparse.Namespace) -> int:
-    from realtime import background
+    from realtime.desktop import background
 
     stale = background.stale_virtual_mic()
     pid = background.stop()
@@ -335,7 +320,7 @@ def cmd_restart(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from realtime import background
+    from realtime.desktop import background
 
     status = background.status()
     if args.json:
@@ -383,7 +368,7 @@ def _faults_text(status: dict[str, Any]) -> str:
 
 
 def cmd_set(args: argparse.Namespace) -> int:
-    from realtime import background
+    from realtime.desktop import background
 
     changed = background.set_value(args.key, args.value)
     print("; ".join(f"{k} = {v}" for k, v in changed.items()))
@@ -391,7 +376,7 @@ def cmd_set(args: argparse.Namespace) -> int:
 
 
 def cmd_autostart(args: argparse.Namespace) -> int:
-    from realtime import autostart
+    from realtime.desktop import autostart
 
     print(autostart.enable() if args.action == "enable" else autostart.disable())
     return 0
@@ -399,7 +384,7 @@ def cmd_autostart(args: argparse.Namespace) -> int:
 
 def cmd_enhance(args: argparse.Namespace) -> int:
     """``quietmic enhance IN OUT``: streams the file; SIGTERM, like Ctrl-C, leaves no partial output."""
-    from realtime.file_mode import enhance_file
+    from realtime.files.file_mode import enhance_file
     from realtime.model import require_valid_model
 
     settings = _settings(args)

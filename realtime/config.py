@@ -14,7 +14,6 @@ from __future__ import annotations
 import difflib
 import math
 import os
-import reprlib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -22,6 +21,8 @@ from typing import Any, Callable
 import yaml
 
 from realtime.errors import ConfigError
+from realtime.messages import one_line, short_repr
+from realtime.nesting import bracket_depth
 
 CONFIG_FILE_NAME = "config.yaml"
 APP_DIR_NAME = "quietmic"
@@ -226,25 +227,7 @@ assert set(_VALIDATORS) == {f.name for f in fields(Settings)}
 
 _BOOLEAN_KEYS = frozenset({"bypass"})
 
-_SHORT = reprlib.Repr()
-_SHORT.maxstring = _SHORT.maxother = 60
-_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict = 2, 4, 4
-"""``repr`` for messages: long, nested (or self-referencing) YAML values stay short."""
-MAX_QUOTED_CHARS = 200
-"""Longest quotation of a value in a message: a few nested mappings of long numbers would
-still make :data:`_SHORT`'s ``repr`` run to many lines' worth."""
-
-
-def _quote(value: Any) -> str:
-    """``value`` as messages show it: its short ``repr``, at most :data:`MAX_QUOTED_CHARS` long."""
-    text = _SHORT.repr(value)
-    return text if len(text) <= MAX_QUOTED_CHARS else text[: MAX_QUOTED_CHARS - 3] + "..."
-
 _YAML_BOOLEAN_HINT = "; note that YAML reads yes/no/on/off/true/false as booleans"
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 SUGGESTION_CUTOFF = 0.5
@@ -266,8 +249,8 @@ def validate_value(key: str, value: Any, where: str, *, label: str | None = None
     """
     if key not in _VALIDATORS:
         raise ConfigError(
-            _one_line(
-                f"{where}: unknown key {_quote(key)}{suggest_key(key)}; known keys: {', '.join(sorted(_VALIDATORS))}"
+            one_line(
+                f"{where}: unknown key {short_repr(key)}{suggest_key(key)}; known keys: {', '.join(sorted(_VALIDATORS))}"
             )
         )
     try:
@@ -275,7 +258,7 @@ def validate_value(key: str, value: Any, where: str, *, label: str | None = None
     except ValueError as exc:
         hint = _YAML_BOOLEAN_HINT if isinstance(value, bool) and key not in _BOOLEAN_KEYS else ""
         name = label or f"key {key!r}"
-        raise ConfigError(_one_line(f"{where}: {name}: {exc} (got {_quote(value)}){hint}")) from None
+        raise ConfigError(one_line(f"{where}: {name}: {exc} (got {short_repr(value)}){hint}")) from None
 
 
 # --- Reading a config file ------------------------------------------------------------------
@@ -311,8 +294,8 @@ def _yaml_error(exc: yaml.YAMLError, text: str, source: str) -> ConfigError:
         context = ""
         if exc.context and exc.context_mark is not None and exc.problem:
             context = f" ({exc.context} started on line {exc.context_mark.line + 1}, column {exc.context_mark.column + 1})"
-        return ConfigError(_one_line(f"{where}: not valid YAML: {problem}{context}; {_SYNTAX_HINT}"))
-    return ConfigError(_one_line(f"{source}: not valid YAML: {str(exc)[:200]}; {_SYNTAX_HINT}"))
+        return ConfigError(one_line(f"{where}: not valid YAML: {problem}{context}; {_SYNTAX_HINT}"))
+    return ConfigError(one_line(f"{source}: not valid YAML: {str(exc)[:200]}; {_SYNTAX_HINT}"))
 
 
 MAX_FLOW_NESTING = 64
@@ -320,21 +303,9 @@ MAX_FLOW_NESTING = 64
 PyYAML takes about a second to reach its recursion limit on a line of a thousand brackets."""
 
 
-def _flow_nesting(text: str) -> int:
-    """Deepest bracket nesting in ``text`` (an upper bound: brackets in quotes and comments count too)."""
-    depth = deepest = 0
-    for char in text:
-        if char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char in "]}":
-            depth = max(depth - 1, 0)
-    return deepest
-
-
 def _compose(text: str, source: str) -> tuple[yaml.Node | None, yaml.SafeLoader]:
     """The YAML node tree of ``text`` and the loader to construct it with."""
-    if _flow_nesting(text) > MAX_FLOW_NESTING:
+    if bracket_depth(text) > MAX_FLOW_NESTING:
         raise ConfigError(f"{source}: nested too deeply to be a config file; {_SYNTAX_HINT}")
     try:
         loader = yaml.SafeLoader(text)  # checks the characters first
@@ -358,8 +329,8 @@ def _check_duplicates(root: yaml.MappingNode, source: str) -> dict[str, int]:
         line = key_node.start_mark.line + 1
         if key_node.value in lines:
             raise ConfigError(
-                _one_line(
-                    f"{source}, line {line}: key {_quote(key_node.value)} is given twice (first on line "
+                one_line(
+                    f"{source}, line {line}: key {short_repr(key_node.value)} is given twice (first on line "
                     f"{lines[key_node.value]}); YAML would silently keep only the last one: remove one of them"
                 )
             )
@@ -391,9 +362,9 @@ def parse_config_text(text: str, source: str) -> Settings:
                 return Settings()
             kind = _KINDS.get(type(data), type(data).__name__)
             raise ConfigError(
-                _one_line(
+                one_line(
                     f"{source}, line {root.start_mark.line + 1}: the config must be a mapping of keys to values ('key: value' "
-                    f"lines), but it holds {kind} ({_quote(data)}); is it the right file? See 'quietmic config'"
+                    f"lines), but it holds {kind} ({short_repr(data)}); is it the right file? See 'quietmic config'"
                 )
             )
         lines = _check_duplicates(root, source)
@@ -412,7 +383,7 @@ def parse_config_text(text: str, source: str) -> Settings:
         line = lines.get(key, merge_line) if isinstance(key, str) else _first_odd_key_line(root)
         where = f"{source}, line {line}" if line is not None else source
         if not isinstance(key, str):
-            raise ConfigError(_one_line(f"{where}: keys must be names, got {_quote(key)}; see 'quietmic config'"))
+            raise ConfigError(one_line(f"{where}: keys must be names, got {short_repr(key)}; see 'quietmic config'"))
         values[key] = validate_value(key, value, where)
     return Settings(**values)
 

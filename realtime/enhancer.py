@@ -54,6 +54,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +88,29 @@ def framing_at_rate(metadata: ModelMetadata, sample_rate: int) -> dsp.Framing:
             f"{1000 * metadata.hop_length / metadata.sample_rate:g} ms hop are whole samples "
             "(16000, 44100 and 48000 Hz are)"
         ) from None
+
+
+def hop_at_rate(metadata: ModelMetadata, sample_rate: int) -> int:
+    """The model's hop at ``sample_rate`` Hz, in samples: the block size that adds no buffering delay.
+
+    Raises a :class:`QuietmicError` saying why when the model's framing does not fit that rate
+    (see :func:`framing_at_rate`).
+    """
+    return framing_at_rate(metadata, sample_rate).hop_length
+
+
+@dataclass
+class EnhancerCounters:
+    """What an :class:`Enhancer` counted since it was made (:meth:`Enhancer.reset` keeps the counts)."""
+
+    hops: int = 0
+    """Hops analysed, masked and synthesised."""
+    model_resets: int = 0
+    """How often the model was reset because a state turned non-finite or after invalid input."""
+    invalid_samples: int = 0
+    """Input samples that were non-finite or beyond +-MAX_SAMPLE_MAGNITUDE (replaced with 0)."""
+    model_failures: int = 0
+    """Hops on which running the model raised an error (those hops passed the input through)."""
 
 
 class Enhancer:
@@ -193,13 +217,8 @@ class Enhancer:
         """Set to ``np.zeros(3)`` to add up the seconds spent per hop in analysis (framing + STFT),
         inference (features, model, gains) and synthesis (masking, inverse FFT, overlap-add);
         None (the default) times nothing."""
-        self.hops_processed = 0
-        self.model_resets = 0
-        """How often the model was reset because a state turned non-finite or after invalid input."""
-        self.invalid_samples = 0
-        """Input samples that were non-finite or beyond +-MAX_SAMPLE_MAGNITUDE (replaced with 0)."""
-        self.model_failures = 0
-        """Hops on which running the model raised an error (those hops passed the input through)."""
+        self.counters = EnhancerCounters()
+        """Hops, model resets, invalid input samples and model failures so far."""
         self.model_error: str | None = None
         """The most recent model error (``"Type: message"``), None if the model never failed."""
         self.model_failing = False
@@ -299,13 +318,13 @@ class Enhancer:
         and where they were (a boolean mask); counts them and logs the first."""
         with np.errstate(invalid="ignore"):
             invalid = ~(np.abs(samples) <= MAX_SAMPLE_MAGNITUDE)  # True for NaN and +-Inf
-        if self.invalid_samples == 0:
+        if self.counters.invalid_samples == 0:
             log.warning(
                 "the input has samples that are not audio (NaN, Inf or beyond +-%g): they are replaced with "
                 "silence and the model restarts after them; check the audio source",
                 MAX_SAMPLE_MAGNITUDE,
             )
-        self.invalid_samples += int(np.count_nonzero(invalid))
+        self.counters.invalid_samples += int(np.count_nonzero(invalid))
         return np.where(invalid, 0.0, samples), invalid
 
     def _note_invalid(self, invalid: np.ndarray) -> None:
@@ -348,7 +367,7 @@ class Enhancer:
         finished = self._ola[:hop].astype(np.float32)
         self._ola[:-hop] = self._ola[hop:]
         self._ola[-hop:] = 0.0
-        self.hops_processed += 1
+        self.counters.hops += 1
         if timing:
             done = time.perf_counter()
             self.stage_seconds += (analysed - started, inferred - analysed, done - inferred)
@@ -358,7 +377,7 @@ class Enhancer:
         """Reset the model states after invalid input, so the fault leaves nothing in its memory."""
         self._last_invalid = None
         self.model.reset()
-        self.model_resets += 1
+        self.counters.model_resets += 1
 
     def _filtered_low_band(self, coefficients: np.ndarray) -> np.ndarray:
         """The deep filter's output for the frame being shaped: ``[deep bins]`` complex."""
@@ -368,7 +387,7 @@ class Enhancer:
     def _guarded_outputs(self, spectrum: np.ndarray) -> tuple[np.ndarray, np.ndarray | None] | None:
         """Bin gains and deep-filter coefficients (None for a gain-only model) for one frame, or
         None (pass it through) while the model is failing."""
-        if self.model_failing and self.hops_processed < self._retry_hop:
+        if self.model_failing and self.counters.hops < self._retry_hop:
             return None
         try:
             outputs = self._gains(spectrum)
@@ -380,12 +399,12 @@ class Enhancer:
             return None
         if self.model_failing:
             self.model_failing = False
-            log.warning("the model runs again; enhancing again (%d failed hops so far)", self.model_failures)
+            log.warning("the model runs again; enhancing again (%d failed hops so far)", self.counters.model_failures)
         return outputs
 
     def _model_failed(self, exc: Exception) -> None:
         """Count a model failure, log it once per episode, and back off before the next try."""
-        self.model_failures += 1
+        self.counters.model_failures += 1
         self.model_error = f"{type(exc).__name__}: {exc}"
         if not self.model_failing:
             self.model_failing = True
@@ -396,7 +415,7 @@ class Enhancer:
                 MODEL_RETRY_SECONDS,
                 exc_info=self._failure_episodes == 1,  # the traceback once; later episodes in one line
             )
-        self._retry_hop = self.hops_processed + self.model_retry_hops
+        self._retry_hop = self.counters.hops + self.model_retry_hops
         self.model.reset()  # a failed step may have left the states half-updated
 
     def _gains(self, spectrum: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -415,7 +434,7 @@ class Enhancer:
         ):
             # A non-finite state would poison every later frame: start the model afresh.
             self.model.reset()
-            self.model_resets += 1
+            self.counters.model_resets += 1
             mask = np.ones_like(mask)
             flat = None if flat is None else np.zeros_like(flat)
         self.last_mask = mask

@@ -49,6 +49,8 @@ from typing import Any
 
 from realtime import dsp, sniff
 from realtime.errors import ModelError
+from realtime.messages import short_repr
+from realtime.nesting import bracket_depth
 
 METADATA_NAME = "quietmic.metadata"
 """Name of the flatbuffer metadata entry holding the JSON record."""
@@ -254,7 +256,7 @@ class ModelMetadata:
     @classmethod
     def from_json(cls, text: str | bytes, source: str = "model") -> ModelMetadata:
         """Parse and validate a record; raises :class:`ModelError` naming the bad field."""
-        if _nesting(text) > MAX_METADATA_NESTING:
+        if bracket_depth(text) > MAX_METADATA_NESTING:
             raise ModelError(f"{source}: quietmic metadata is nested too deeply to be a model record; {REEXPORT_HINT}")
         try:
             record = json.loads(text)
@@ -536,26 +538,13 @@ def _parse_record(record: Any, source: str) -> ModelMetadata:
     return meta
 
 
-_SHORT_REPR_CHARS = 60
-"""Longest quoted value in an error message, in characters."""
+QUOTED_VALUE_CHARS = 60
+"""Longest value quoted in a metadata error, in characters."""
 
 
 def _short(value: Any) -> str:
-    """``repr(value)`` cut to :data:`_SHORT_REPR_CHARS` characters (for one-line messages)."""
-    text = repr(value)
-    return text if len(text) <= _SHORT_REPR_CHARS else text[: _SHORT_REPR_CHARS - 3] + "..."
-
-
-def _nesting(text: str | bytes) -> int:
-    """Deepest bracket nesting of a JSON text (an upper bound: brackets inside strings count too)."""
-    depth = deepest = 0
-    for char in text.decode("utf-8", "replace") if isinstance(text, bytes) else text:
-        if char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char in "]}":
-            depth -= 1
-    return deepest
+    """``value`` quoted for a one-line metadata error."""
+    return short_repr(value, QUOTED_VALUE_CHARS)
 
 
 # --- Telling a .tflite file from other files passed by mistake ----------------------------

@@ -28,7 +28,6 @@ import json
 import logging
 import math
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -43,6 +42,7 @@ from ai_edge_litert.interpreter import Interpreter
 from realtime.dsp import POWER_FLOOR
 from realtime.default_model import BUNDLED_MODELS
 from realtime.errors import ModelError
+from realtime.messages import one_line
 from realtime.metadata import CONVERT_HINT, CORRUPT_HINT, REEXPORT_HINT, ModelMetadata, load_metadata
 
 log = logging.getLogger(__name__)
@@ -123,12 +123,6 @@ def read_model_bytes(path: str | Path) -> ModelBytes:
         raise ModelError(f"cannot read model file {model_path}: {exc.strerror}; check the path and its permissions") from None
 
 
-def _one_line(text: str) -> str:
-    """TensorFlow Lite's (often multi-line) message as one line of at most :data:`_MAX_DETAIL_CHARS`."""
-    line = re.sub(r"\s+", " ", text).strip()
-    return line if len(line) <= _MAX_DETAIL_CHARS else line[: _MAX_DETAIL_CHARS - 3] + "..."
-
-
 TFLITE_BANNER = b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
 """What TensorFlow Lite's C++ code writes to the process's stderr each time it loads a model."""
 
@@ -166,7 +160,7 @@ def _load_interpreter(data: bytes, source: str, num_threads: int) -> Interpreter
             interpreter = Interpreter(model_content=data, num_threads=num_threads)
             interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
-        detail = _one_line(str(exc))
+        detail = one_line(str(exc), _MAX_DETAIL_CHARS)
         newer = "" if NOT_A_FLATBUFFER in detail else " (or upgrade quietmic, if a newer one made the model)"
         raise ModelError(f"{source}: TensorFlow Lite cannot load this model ({detail}); {CORRUPT_HINT}{newer}") from None
     return interpreter
@@ -217,7 +211,8 @@ class MaskModel:
             outputs = runner.get_output_details()
         except (ValueError, RuntimeError, TypeError, UnicodeDecodeError) as exc:  # names, indices of a damaged file
             raise ModelError(
-                f"{source}: TensorFlow Lite cannot read the model's signature ({_one_line(str(exc))}); {CORRUPT_HINT}"
+                f"{source}: TensorFlow Lite cannot read the model's signature "
+                f"({one_line(str(exc), _MAX_DETAIL_CHARS)}); {CORRUPT_HINT}"
             ) from None
         meta = self.metadata
         expected_inputs = {meta.features.tensor, *(s.input for s in meta.states)}
@@ -304,7 +299,7 @@ class MaskModel:
         except (ValueError, RuntimeError) as exc:
             raise ModelError(
                 f"{self.source}: the model's open-sized inputs cannot take the shapes its metadata states "
-                f"({_one_line(str(exc))}); {REEXPORT_HINT}"
+                f"({one_line(str(exc), _MAX_DETAIL_CHARS)}); {REEXPORT_HINT}"
             ) from None
 
     def _run(self, features: np.ndarray, spectrum: np.ndarray | None = None) -> ModelOutputs:
@@ -326,7 +321,7 @@ class MaskModel:
                 interpreter.set_tensor(in_index, state)
             interpreter.invoke()
         except (ValueError, RuntimeError) as exc:
-            raise _RunError(f"running a frame failed ({_one_line(str(exc))})") from None
+            raise _RunError(f"running a frame failed ({one_line(str(exc), _MAX_DETAIL_CHARS)})") from None
         mask = interpreter.get_tensor(self._mask_index)
         if mask.shape != self._mask_shape:
             raise _RunError(f"the model returned a mask of shape {list(mask.shape)}, the metadata says {list(self._mask_shape)}")
@@ -571,7 +566,8 @@ def check_model_file(path: str | Path, timeout_s: float = CHECK_TIMEOUT_S) -> Mo
     try:
         result = json.loads(done.stdout.strip().splitlines()[-1])
     except (IndexError, json.JSONDecodeError):
-        detail = _one_line(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit status {done.returncode}")
+        last = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit status {done.returncode}"
+        detail = one_line(last, _MAX_DETAIL_CHARS)
         raise ModelError(f"{source}: checking the model failed ({detail}); this is a quietmic bug, please report it") from None
     if "error" in result:
         raise ModelError(result["error"])

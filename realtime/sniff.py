@@ -1,6 +1,6 @@
 """Telling what a file is from its first bytes, for errors about files passed by mistake.
 
-Both the WAV reader (:mod:`realtime.audio_file`) and the model loader
+Both the WAV reader (:mod:`realtime.files.audio_file`) and the model loader
 (:mod:`realtime.metadata`) meet files of the wrong kind: a FLAC recording given
 as input, a Keras model or a WAV file given as the model, a text file given as
 either. :func:`identify` names such a file from its leading bytes, so that the

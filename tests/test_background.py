@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from realtime import autostart, control
+from realtime.desktop import autostart, control
 from realtime.errors import ConfigError, QuietmicError
-from realtime.service import AlreadyRunning, PidFile, parse_setting, running_pid
+from realtime.desktop.service import AlreadyRunning, PidFile, StreamTotals, parse_setting, running_pid
 
 
 @pytest.fixture
@@ -76,7 +76,7 @@ def test_pid_file_admits_one_process(tmp_path: Path) -> None:
     try:
         assert running_pid(path) == os.getpid()
         child = subprocess.run(
-            [sys.executable, "-c", f"from realtime.service import PidFile; PidFile(__import__('pathlib').Path({str(path)!r}))"],
+            [sys.executable, "-c", f"from realtime.desktop.service import PidFile; PidFile(__import__('pathlib').Path({str(path)!r}))"],
             capture_output=True, text=True,
         )
         assert child.returncode != 0 and "already running" in child.stderr
@@ -85,6 +85,18 @@ def test_pid_file_admits_one_process(tmp_path: Path) -> None:
     finally:
         held.release()
     assert running_pid(path) is None and not path.exists()
+
+
+def test_stream_totals_add_up_key_by_key_and_survive_a_restart() -> None:
+    """The service's xruns and faults: every stream's summary adds to them, and a restarted process
+    goes on from the status's ``counters`` and ``faults``."""
+    summary = {"input_overflows": 2, "output_underflows": 0, "late_blocks": 3, "model_failures": 1,
+               "processing_failures": 0, "model_resets": 4, "invalid_input_samples": 100, "callbacks": 999}
+    totals = StreamTotals().plus(summary).plus(summary)
+    assert totals.xruns() == {"input_overflows": 4, "output_underflows": 0, "late_blocks": 6}
+    assert totals.faults() == {"model_failures": 2, "processing_failures": 0, "model_resets": 8,
+                               "invalid_input_samples": 200}
+    assert StreamTotals.carried(totals.xruns(), {**totals.faults(), "unknown": 7}) == totals
 
 
 def test_set_values_are_parsed_and_validated() -> None:

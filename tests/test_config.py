@@ -223,7 +223,7 @@ def test_bad_option_through_the_command_line(tmp_path: Path, capsys: pytest.Capt
     ],
 )
 def test_bad_set_values_name_the_setting(key: str, text: str, fragment: str) -> None:
-    from realtime.service import parse_setting
+    from realtime.desktop.service import parse_setting
 
     with pytest.raises(ConfigError) as info:
         parse_setting(key, text)

@@ -32,10 +32,10 @@ from benchmarks.cpu_stress import CpuStress
 from benchmarks.jack_server import connect_loopback
 from benchmarks.machine import usable_cpus
 from realtime.enhancer import Enhancer
-from realtime.latency_probe import LoopbackProbe
-from realtime.live import SETTLE_SECONDS as LIVE_SETTLE_SECONDS
-from realtime.live import LiveProcessor
-from realtime.pulse_stream import PLAYBACK_TARGET_BLOCKS
+from benchmarks.latency_probe import LoopbackProbe
+from realtime.live.processor import SETTLE_SECONDS as LIVE_SETTLE_SECONDS
+from realtime.live.processor import LiveProcessor
+from realtime.live.pulse_stream import PLAYBACK_TARGET_BLOCKS
 
 STRESS_PER_CPU = 2
 """Stress processes per usable core: more runnable processes than cores."""
@@ -239,8 +239,7 @@ def test_starved_live_path_counts_glitches_and_recovers(reference_model, stream_
         streams.append(stream_class(*args, signal=signal, **kwargs))
         return streams[-1]
 
-    factory.processes_inline = stream_class.processes_inline  # type: ignore[attr-defined]
-    processor = LiveProcessor(enhancer, FAKE_BLOCK, stream_factory=factory)
+    processor = LiveProcessor(enhancer, stream_factory=factory, inline=stream_class.processes_inline)
     processor.start()
     try:
         phases = starve_then_calm(processor, starver, lambda: streams[0].blocks)
@@ -277,7 +276,7 @@ def test_stop_while_starved_returns_promptly(reference_model) -> None:
     enhancer = Enhancer(reference_model("identity", 16000, "float32"), FAKE_RATE, block_size=FAKE_BLOCK)
     starver = Starver(enhancer, FAKE_BLOCK)
     signal = np.zeros(10 * FAKE_RATE, dtype=np.float32)
-    processor = LiveProcessor(enhancer, FAKE_BLOCK, stream_factory=functools.partial(PacedStream, signal=signal))
+    processor = LiveProcessor(enhancer, stream_factory=functools.partial(PacedStream, signal=signal))
     processor.start()
     stopped = False
     try:
@@ -308,7 +307,7 @@ def test_starved_jack_stream_recovers_its_stated_delay(reference_model, jack_dev
     total = SETTLE_SECONDS + STARVE_SECONDS + RECOVER_SECONDS + QUIET_SECONDS
     probe = LoopbackProbe(JACK_RATE, [], record_samples=int((total + 5) * JACK_RATE),
                           max_delay=int(MAX_DELAY_SECONDS * JACK_RATE))
-    processor = LiveProcessor(enhancer, JACK_PERIOD, input_device=jack_device, output_device=jack_device, tap=probe)
+    processor = LiveProcessor(enhancer, input_device=jack_device, output_device=jack_device, tap=probe)
     processor.start()
     def pulses_from(callbacks: int) -> None:  # the calm stretch starts at stream sample callbacks * period
         probe.pulse_indices = [callbacks * JACK_PERIOD + int(s * JACK_RATE) for s in PULSE_OFFSETS_SECONDS]

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 from scipy.io import wavfile
 
+from model_export import DEFAULT_FLOAT_TWIN
 from realtime.default_model import BUNDLED_MODELS, DEFAULT_MODEL_PATH, MODELS_DIR, resolve_model_path
 from realtime.enhancer import Enhancer
 from realtime.metadata import load_metadata_file
 
-FLOAT_TWIN = DEFAULT_MODEL_PATH.with_name("default-float32.tflite")
+FLOAT_TWIN = DEFAULT_FLOAT_TWIN
 LOW_LATENCY_MS = 10.0
 """Algorithmic latency of the bundled ``low-latency`` model: the 10 ms overlap-add alone, no lookahead."""
 MAX_PARAMETERS = 250_000

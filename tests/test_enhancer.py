@@ -8,7 +8,7 @@ import pytest
 from realtime import dsp
 from realtime.enhancer import Enhancer
 from realtime.errors import QuietmicError
-from realtime.file_mode import enhance_signal
+from realtime.files.file_mode import enhance_signal
 from realtime.model import MaskModel
 
 RECONSTRUCTION_TOLERANCE = 1e-5
@@ -169,7 +169,7 @@ def test_stage_timing_adds_up_without_changing_the_output(reference_model) -> No
     timed = Enhancer(model, 16000, block_size=160)
     timed.stage_seconds = np.zeros(3)
     np.testing.assert_array_equal(plain.process(audio), timed.process(audio))
-    assert (timed.stage_seconds > 0).all() and timed.hops_processed == 100
+    assert (timed.stage_seconds > 0).all() and timed.counters.hops == 100
 
 
 def test_lookahead_mask_of_frame_t_is_applied_to_frame_t_minus_one(reference_model, tmp_path) -> None:

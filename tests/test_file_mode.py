@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from scipy.io import wavfile
 
-from realtime.audio_file import read_wav
+from realtime.files.audio_file import read_wav
 from realtime.errors import AudioFileError
-from realtime.file_mode import enhance_file
+from realtime.files.file_mode import enhance_file
 
 
 def write_test_wav(path: Path, rate: int, channels: int, dtype: str, seconds: float = 0.6) -> np.ndarray:

@@ -23,13 +23,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.io import wavfile
 
-from realtime import audio_file, file_mode
-from realtime.audio_file import AtomicWavWriter, WavFormat, WavReader, read_wav
+from realtime.files import audio_file, file_mode
+from realtime.files.audio_file import AtomicWavWriter, WavFormat, WavReader, read_wav
 from realtime.cli import main
 from realtime.config import DEFAULT_ATTEN_LIM_DB
 from realtime.enhancer import Enhancer
 from realtime.errors import AudioFileError
-from realtime.file_mode import enhance_signal
+from realtime.files.file_mode import enhance_signal
 from realtime.model import MaskModel
 
 RATE = 16_000

@@ -23,9 +23,9 @@ import pytest
 
 from benchmarks.jack_server import connect_loopback, jack_device_index, jack_running, reinitialise_portaudio
 from realtime.enhancer import Enhancer
-from realtime.latency_probe import LoopbackProbe
-from realtime.live import LiveProcessor
-from realtime.portaudio_scan import sounddevice
+from benchmarks.latency_probe import LoopbackProbe
+from realtime.live.processor import LiveProcessor
+from realtime.live.portaudio_scan import sounddevice
 
 JACK_RATE = 48000
 """The rate .ci/run starts the JACK server at."""
@@ -78,7 +78,7 @@ def _measure_loopback(reference_model, jack_device: int, block: int) -> Loopback
     probe = LoopbackProbe(
         JACK_RATE, pulses, record_samples=int(RUN_SECONDS * JACK_RATE), max_delay=int(MAX_DELAY_SECONDS * JACK_RATE)
     )
-    processor = LiveProcessor(enhancer, block, input_device=jack_device, output_device=jack_device, tap=probe)
+    processor = LiveProcessor(enhancer, input_device=jack_device, output_device=jack_device, tap=probe)
     with processor:
         connect_loopback()
         time.sleep(SETTLE_SECONDS)  # re-wiring the JACK graph may cost a cycle: count from here

@@ -7,7 +7,6 @@ output must again be the input delayed by exactly the same latency: no creep.
 
 from __future__ import annotations
 
-import functools
 import os
 import threading
 import time
@@ -15,9 +14,12 @@ from types import SimpleNamespace
 from typing import Callable
 
 import numpy as np
+import pytest
 
+from realtime.config import Settings
 from realtime.enhancer import Enhancer
-from realtime.live import INPUT_RING_SECONDS, LiveProcessor
+from realtime.live.from_settings import build_processor
+from realtime.live.processor import INPUT_RING_SECONDS, LiveProcessor
 
 RATE = 16000
 BLOCK = 160
@@ -40,7 +42,7 @@ def drive(processor: LiveProcessor, signal: np.ndarray, start: int, count: int, 
 
 def test_stalled_worker_recovers_with_the_same_delay(reference_model) -> None:
     enhancer = Enhancer(reference_model("identity", 16000, "float32"), RATE, block_size=BLOCK)
-    processor = LiveProcessor(enhancer, BLOCK)
+    processor = LiveProcessor(enhancer)
     gate = threading.Event()
     gate.set()
     process = enhancer.process
@@ -85,8 +87,6 @@ def test_stalled_worker_recovers_with_the_same_delay(reference_model) -> None:
 class InlineStream:
     """A stand-in for PulseDuplexStream: its own thread calls the callback; the test drives it by hand."""
 
-    processes_inline = True
-
     def __init__(self, samplerate: int, blocksize: int, channels: tuple[int, int], callback) -> None:  # noqa: ANN001
         self.callback, self.blocksize = callback, blocksize
         self.active = False
@@ -108,14 +108,13 @@ class InlineStream:
 
 
 def inline_factory() -> tuple[Callable[..., InlineStream], list[InlineStream]]:
-    """A stream factory marked ``processes_inline`` and the list of the streams it made."""
+    """A factory of :class:`InlineStream` (for ``LiveProcessor(..., inline=True)``) and the list of the streams it made."""
     streams: list[InlineStream] = []
 
     def factory(*args, **kwargs) -> InlineStream:  # noqa: ANN002, ANN003
         streams.append(InlineStream(*args, **kwargs))
         return streams[-1]
 
-    factory.processes_inline = True  # type: ignore[attr-defined]
     return factory, streams
 
 
@@ -123,7 +122,7 @@ def test_a_stream_that_processes_inline_runs_the_enhancer_in_its_callback(refere
     """No worker thread and no hand-over block: the callback's output is the enhancer's for that very block."""
     enhancer = Enhancer(reference_model("identity", 16000, "float32"), RATE, block_size=BLOCK)
     factory, streams = inline_factory()
-    processor = LiveProcessor(enhancer, BLOCK, stream_factory=functools.partial(factory))  # as the service passes it
+    processor = LiveProcessor(enhancer, stream_factory=factory, inline=True)
     processor.start()
     try:
         assert processor._worker is None and processor.handover_latency == 0
@@ -144,7 +143,7 @@ def test_an_inline_processing_failure_plays_silence_and_the_stream_goes_on(refer
     running and the next blocks are enhanced again at the same delay."""
     enhancer = Enhancer(reference_model("identity", 16000, "float32"), RATE, block_size=BLOCK)
     factory, streams = inline_factory()
-    processor = LiveProcessor(enhancer, BLOCK, stream_factory=factory)
+    processor = LiveProcessor(enhancer, stream_factory=factory, inline=True)
     processor.start()
     process = enhancer.process
 
@@ -165,3 +164,32 @@ def test_an_inline_processing_failure_plays_silence_and_the_stream_goes_on(refer
         assert "model exploded" in summary["processing_error"]
     finally:
         processor.stop()  # does not raise: the failure was reported, not fatal
+
+
+def test_the_block_size_is_the_enhancers_and_inline_is_said_explicitly(reference_model) -> None:
+    """The processor streams the blocks its Enhancer was made for; running inline needs a stream of its own."""
+    model = reference_model("identity", 16000, "float32")
+    assert LiveProcessor(Enhancer(model, RATE, block_size=BLOCK)).block_size == BLOCK
+    with pytest.raises(ValueError, match="block_size"):
+        LiveProcessor(Enhancer(model, RATE))
+    with pytest.raises(ValueError, match="stream_factory"):
+        LiveProcessor(Enhancer(model, RATE, block_size=BLOCK), inline=True)
+    factory, _ = inline_factory()
+    assert LiveProcessor(Enhancer(model, RATE, block_size=BLOCK), stream_factory=factory, inline=True).handover_latency == 0
+
+
+def test_settings_build_the_enhancer_and_the_processor(reference_model) -> None:
+    """``quietmic run`` and the service build their stream alike: the block is the setting, else the hop."""
+    from realtime.model import MaskModel
+
+    model = MaskModel(reference_model("identity", 16000, "float32"))
+    settings = Settings(block_size=None, atten_lim_db=12.0, bypass=True, input_device="mic", input_channel=1)
+    processor = build_processor(model, settings, 48000)
+    assert processor.block_size == 480 and processor.sample_rate == 48000 and not processor.inline
+    assert (processor.input_device, processor.output_device, processor.input_channel) == ("mic", None, 1)
+    assert processor.enhancer.atten_lim_db == 12.0 and processor.enhancer.bypass
+    factory, _ = inline_factory()
+    custom = build_processor(model, Settings(block_size=160), 16000, devices=("source", "sink"),
+                             stream_factory=factory, inline=True)
+    assert custom.block_size == 160 and custom.inline
+    assert (custom.input_device, custom.output_device) == ("source", "sink")

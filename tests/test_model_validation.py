@@ -597,7 +597,7 @@ def test_the_running_service_refuses_a_model_that_would_crash_or_fail_it(
     """``quietmic set model F`` checks F in a child process first: without that, a damaged file would abort
     the service (and this test run), and a NaN-mask model would pass audio through unenhanced for good."""
     from realtime.config import Settings
-    from realtime.service import Service
+    from realtime.desktop.service import Service
 
     service = Service(Settings(model=str(reference_model("random", 16000, "float32"))), backend="none")
     before = service.model_path

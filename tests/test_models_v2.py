@@ -162,7 +162,7 @@ def test_a_nan_burst_leaves_no_trace_once_it_leaves_the_filter(exported: dict[st
         enhancer = Enhancer(path, rate, block_size=hop)
         out = run_blocks(enhancer, signal, [hop])
         assert np.isfinite(out).all() and enhancer.model.states_finite()
-        assert enhancer.model_resets >= 1 and enhancer.invalid_samples == burst.stop - burst.start
+        assert enhancer.counters.model_resets >= 1 and enhancer.counters.invalid_samples == burst.stop - burst.start
         outputs.append(out)
     history = -dsp.deep_filter_offsets(3, 1)[0]
     window = 2 * hop
@@ -188,7 +188,7 @@ def test_model_failure_bypass_and_zero_db_pass_the_input_through(
     monkeypatch.setattr(MaskModel, "run", fail)
     out = failing.process(signal)
     latency = failing.latency
-    assert failing.model_failing and failing.model_failures > 0
+    assert failing.model_failing and failing.counters.model_failures > 0
     assert np.max(np.abs(out[latency:] - signal[: len(signal) - latency])) < RECONSTRUCTION_TOLERANCE
 
 

@@ -2,7 +2,7 @@
 
 PortAudio 19.6/19.7 aborts the process (``pa_jack.c:820: Terminate: Assertion
 `err == 0' failed``) when it is terminated while holding a client of a JACK
-server that has gone (:mod:`realtime.portaudio_scan`). These tests reproduce
+server that has gone (:mod:`realtime.live.portaudio_scan`). These tests reproduce
 that situation in child processes, then kill and restart each kind of server
 20 times under a running ``quietmic serve``.
 """
@@ -25,7 +25,7 @@ import pytest
 from benchmarks.jack_server import JackServer, list_ports
 from benchmarks.pipewire_server import PipeWireServer
 from benchmarks.pulse_server import PulseServer
-from realtime.virtual_mic import SOURCE_NAME
+from realtime.desktop.virtual_mic import SOURCE_NAME
 
 pytestmark = pytest.mark.audio_server
 
@@ -64,7 +64,7 @@ def _reclaim(name: str) -> None:
 
 ORPHAN_SCRIPT = """
     import os, signal, subprocess, sys, time
-    from realtime import portaudio_scan
+    from realtime.live import portaudio_scan
     from benchmarks.jack_server import JackServer
 
     server = JackServer(48000, 480)
@@ -115,7 +115,7 @@ def test_rescan_refuses_instead_of_aborting_and_the_process_exits_cleanly() -> N
 def test_rescan_attaches_to_a_server_that_comes_later_and_detaches_safely() -> None:
     _require("jackd")
     code = """
-    from realtime import portaudio_scan
+    from realtime.live import portaudio_scan
     from benchmarks.jack_server import JackServer
 
     sd = portaudio_scan.sounddevice()  # no server yet

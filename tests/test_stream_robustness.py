@@ -28,9 +28,9 @@ from realtime.config import Settings
 from realtime.default_model import resolve_model_path
 from realtime.cli import format_status
 from realtime.enhancer import MAX_SAMPLE_MAGNITUDE, MODEL_RETRY_SECONDS, Enhancer
-from realtime.live import LiveProcessor
+from realtime.live.processor import LiveProcessor
 from realtime.model import MaskModel
-from realtime.service import Service
+from realtime.desktop.service import Service
 
 RECOVERY_HOPS = 2
 """Output hops, counted from the last bad sample at the output delay, until the output is a fresh
@@ -123,7 +123,7 @@ def test_bad_samples_leave_no_trace_after_a_few_hops(model_and_rate: tuple[Path,
     expected = np.concatenate([reference.process(clean[:restart]), _after_reset(reference, clean[restart:])])
 
     assert np.isfinite(out).all()
-    assert faulty.invalid_samples == last + 1 - first and faulty.model_resets == 1
+    assert faulty.counters.invalid_samples == last + 1 - first and faulty.counters.model_resets == 1
     assert faulty.model.states_finite()
     latency = faulty.latency
     before = first - first % faulty.hop_length  # output handed out before the fault's hop began
@@ -177,7 +177,7 @@ def test_separate_faults_in_one_block_each_restart_the_model() -> None:
     for start, stop in zip(restarts, restarts[1:] + [len(clean)]):
         pieces.append(_after_reset(reference, clean[start:stop]))
     expected = np.concatenate(pieces)
-    assert faulty.model_resets == len(faults) and faulty.invalid_samples == len(faults)
+    assert faulty.counters.model_resets == len(faults) and faulty.counters.invalid_samples == len(faults)
     for (index, _), (next_index, _) in zip(faults, faults[1:] + [(len(clean), None)]):
         recovered = index + 1 + latency + RECOVERY_HOPS * hop
         untouched = slice(recovered, next_index - next_index % hop)
@@ -192,7 +192,7 @@ def test_invalid_samples_are_logged_once(reference_model, caplog: pytest.LogCapt
             enhancer.process(np.where(np.arange(160) == k, np.nan, block))
     warnings = [r for r in caplog.records if r.name == "realtime.enhancer"]
     assert len(warnings) == 1 and "not audio" in warnings[0].getMessage()
-    assert enhancer.invalid_samples == 50
+    assert enhancer.counters.invalid_samples == 50
 
 
 def test_largest_valid_sample_is_processed_not_silenced(reference_model) -> None:
@@ -203,7 +203,7 @@ def test_largest_valid_sample_is_processed_not_silenced(reference_model) -> None
     signal[200::400] = -MAX_SAMPLE_MAGNITUDE
     out = enhancer.process(signal)
     latency = enhancer.latency
-    assert enhancer.invalid_samples == 0 and enhancer.model_resets == 0
+    assert enhancer.counters.invalid_samples == 0 and enhancer.counters.model_resets == 0
     np.testing.assert_allclose(out[latency:], signal[:-latency], atol=1e-6 * MAX_SAMPLE_MAGNITUDE)
 
 
@@ -238,7 +238,7 @@ def test_overdriven_input_never_blows_up(model_and_rate: tuple[Path, int], name:
     max_gain = enhancer.model.metadata.mask.max_gain
     assert np.isfinite(out).all()
     assert np.max(np.abs(out)) <= PEAK_HEADROOM * max_gain * np.max(np.abs(signal))
-    assert enhancer.invalid_samples == 0 and enhancer.model_resets == 0  # loud audio is still audio
+    assert enhancer.counters.invalid_samples == 0 and enhancer.counters.model_resets == 0  # loud audio is still audio
 
 
 # --- a failing model -----------------------------------------------------------------------
@@ -321,7 +321,7 @@ def test_a_failing_model_falls_back_to_the_delayed_input(
     retry = enhancer.model_retry_hops
     assert retry == round(MODEL_RETRY_SECONDS * RATE / HOP)
     expected_failures = -(-(hops - FAIL_AT_HOP) // retry)  # the first failure, then one per retry
-    assert enhancer.model_failures == expected_failures and model.calls == FAIL_AT_HOP + expected_failures
+    assert enhancer.counters.model_failures == expected_failures and model.calls == FAIL_AT_HOP + expected_failures
     assert enhancer.model_failing
     assert enhancer.model_error.startswith("ValueError") if kind == "bad_mask" else SIMULATED_ERROR in enhancer.model_error
     assert len([r for r in caplog.records if r.name == "realtime.enhancer"]) == 1
@@ -349,7 +349,7 @@ def test_the_model_is_retried_after_the_back_off_and_enhances_again(
     retry_hop = FAIL_AT_HOP + enhancer.model_retry_hops
     expected = _reference_with_bypass(path, signal, range(FAIL_AT_HOP, retry_hop), retry_hop)
     assert np.max(np.abs(out - expected)) < EXACT
-    assert enhancer.model_failures == 1 and not enhancer.model_failing
+    assert enhancer.counters.model_failures == 1 and not enhancer.model_failing
     assert any("runs again" in r.getMessage() for r in caplog.records)
 
 
@@ -361,7 +361,7 @@ def test_a_non_finite_model_state_resets_the_model(reference_model) -> None:
     out = in_blocks(enhancer, signal, [HOP])
     expected = _reference_with_bypass(path, signal, range(FAIL_AT_HOP, FAIL_AT_HOP + 1), FAIL_AT_HOP + 1)
     assert np.isfinite(out).all() and enhancer.model.states_finite()
-    assert enhancer.model_resets == 1 and enhancer.model_failures == 0
+    assert enhancer.counters.model_resets == 1 and enhancer.counters.model_failures == 0
     assert np.max(np.abs(out - expected)) < EXACT
 
 
@@ -369,8 +369,8 @@ def test_a_non_finite_model_state_resets_the_model(reference_model) -> None:
 
 
 def _worker_stream(*args, **kwargs) -> InlineStream:  # noqa: ANN002, ANN003
-    """A fake stream for the worker path: the factory is not marked ``processes_inline`` (the test
-    calls the processor's callback itself, through ``drive``)."""
+    """A fake stream for the worker path (a processor made without ``inline``): the test calls the
+    processor's callback itself, through ``drive``."""
     return InlineStream(*args, **kwargs)
 
 
@@ -395,7 +395,7 @@ def test_live_worker_passes_the_input_through_when_the_model_fails(
 ) -> None:
     path = reference_model("random", 16000, "float32")
     enhancer = Enhancer(FaultyModel(path, "interpreter", lambda call: call >= FAIL_AT_HOP), RATE, block_size=BLOCK)
-    processor = LiveProcessor(enhancer, BLOCK, stream_factory=_worker_stream)
+    processor = LiveProcessor(enhancer, stream_factory=_worker_stream)
     signal = speech_like(RATE, 2.0)
     with caplog.at_level(logging.WARNING):
         output, summary = stream_through(processor, signal)
@@ -430,7 +430,7 @@ def test_live_worker_survives_any_failing_block(
 ) -> None:
     """The failing blocks play as silence; afterwards the output is the input at the same delay."""
     enhancer = Enhancer(reference_model("identity", 16000, "float32"), RATE, block_size=BLOCK)
-    processor = LiveProcessor(enhancer, BLOCK, stream_factory=_worker_stream,
+    processor = LiveProcessor(enhancer, stream_factory=_worker_stream,
                               tap=_FailingTap() if source == "tap" else None)
     if source == "enhancer":
         process, calls = enhancer.process, [0]
@@ -448,7 +448,7 @@ def test_live_worker_survives_any_failing_block(
         output, summary = stream_through(processor, signal)
     assert summary["processing_failures"] == len(FAILING_BLOCKS) and summary["callbacks"] == blocks
     assert ("enhancer broke" if source == "enhancer" else "tap broke") in summary["processing_error"]
-    assert len([r for r in caplog.records if r.name == "realtime.live"]) == 1
+    assert len([r for r in caplog.records if r.name == "realtime.live.processor"]) == 1
 
     delay = processor.handover_latency + enhancer.latency
     expected = _delayed(signal, delay)
@@ -463,7 +463,7 @@ def test_live_inline_stream_passes_the_input_through_when_the_model_fails(refere
     path = reference_model("random", 16000, "float32")
     enhancer = Enhancer(FaultyModel(path, "raise", lambda call: call >= FAIL_AT_HOP), RATE, block_size=BLOCK)
     factory, streams = inline_factory()
-    processor = LiveProcessor(enhancer, BLOCK, stream_factory=factory)
+    processor = LiveProcessor(enhancer, stream_factory=factory, inline=True)
     signal = speech_like(RATE, 1.0)
     processor.start()
     try:
@@ -485,7 +485,7 @@ def test_service_status_reports_the_faults_apart_from_xruns(reference_model) -> 
     service = Service(Settings(model=str(path)), backend="none")
     enhancer = Enhancer(FaultyModel(path, "raise", lambda call: call >= 20), RATE, block_size=BLOCK)
     factory, streams = inline_factory()
-    processor = LiveProcessor(enhancer, BLOCK, stream_factory=factory)
+    processor = LiveProcessor(enhancer, stream_factory=factory, inline=True)
     processor.start()
     service.processor = processor
     signal = speech_like(RATE, 0.5)

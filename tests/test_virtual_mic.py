@@ -33,8 +33,8 @@ from benchmarks.pulse_server import BUILTIN_MIC_SOURCE, MIC_SINK, MIC_SOURCE, Pu
 from benchmarks.virtual_mic import Quietmic
 from realtime.config import DEFAULT_ATTEN_LIM_DB
 from realtime.enhancer import Enhancer
-from realtime.file_mode import enhance_signal
-from realtime.virtual_mic import SOURCE_NAME
+from realtime.files.file_mode import enhance_signal
+from realtime.desktop.virtual_mic import SOURCE_NAME
 
 RATE = 48000
 BLOCK = 480
@@ -170,7 +170,7 @@ def test_unplugged_microphone_and_restarted_server_are_survived(pulse: PulseServ
 SMOKE_MINUTES = 0.5
 """The benchmark's drift run, shortened: the test checks that it measures, not what an idle machine measures
 (python -m benchmarks.virtual_mic --minutes 5 does that: the delay creeps by at most a full playback buffer
-plus one block, realtime/pulse_stream.py's bound, and no burst is lost; CI lost 168 bursts of 300 in a 5-minute run while the other core was busy)."""
+plus one block, realtime/live/pulse_stream.py's bound, and no burst is lost; CI lost 168 bursts of 300 in a 5-minute run while the other core was busy)."""
 
 
 def test_the_virtual_mic_benchmark_measures_every_figure(pulse: PulseServer, reference_model, tmp_path: Path) -> None:

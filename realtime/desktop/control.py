@@ -121,10 +121,7 @@ class ControlServer:
         self._closed.set()
         self._socket.close()
         self._thread.join(timeout=2 * ACCEPT_POLL_SECONDS)
-        try:
-            self.path.unlink()
-        except FileNotFoundError:
-            pass
+        self.path.unlink(missing_ok=True)
 
 
 def request(path: Path, message: dict[str, Any], timeout: float = CLIENT_TIMEOUT_SECONDS) -> dict[str, Any]:

@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from realtime import control, paths, virtual_mic
+from realtime.desktop import control, paths, virtual_mic
 from realtime.errors import QuietmicError
-from realtime.service import running_pid
+from realtime.desktop.service import running_pid
 
 START_TIMEOUT_SECONDS = 20.0
 """How long ``start`` waits for the service to answer (loading TFLite and opening the stream)."""

@@ -6,7 +6,7 @@ into, and a remapped source ``quietmic`` (description "quietmic") of that sink's
 monitor. Programs list the source as an ordinary microphone, even ones that hide
 monitor sources, and see it appear and disappear while they run (no restart).
 While it exists, quietmic records the sink's monitor in 10 ms blocks and discards
-them (:class:`~realtime.pulse_stream.MonitorClock`): that keeps the null sink
+them (:class:`~realtime.live.pulse_stream.MonitorClock`): that keeps the null sink
 rendering every 10 ms, so quietmic's stream into it starts at once after a
 reconnect instead of waiting for a sink that sleeps up to 2 s.
 Both modules are unloaded on stop; modules left by a process that was killed are
@@ -25,8 +25,8 @@ import threading
 from dataclasses import dataclass, field
 
 from realtime.errors import DeviceError
-from realtime.portaudio_scan import name_jack_client, sounddevice
-from realtime.pulse_stream import MonitorClock
+from realtime.live.portaudio_scan import name_jack_client, sounddevice
+from realtime.live.pulse_stream import MonitorClock
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,7 @@ class PulseVirtualMic:
     """The sink's rate: quietmic's stream rate, so that nothing is resampled on the way."""
 
     clock_block: int = CLOCK_BLOCK
-    """Block of the client that keeps the sink rendering (see :class:`~realtime.pulse_stream.MonitorClock`)."""
+    """Block of the client that keeps the sink rendering (see :class:`~realtime.live.pulse_stream.MonitorClock`)."""
 
     clock: MonitorClock | None = None
 
@@ -222,7 +222,7 @@ class JackPorts:
     def create(self) -> None:
         """Name quietmic's JACK client (PortAudio re-initialises to use the name if it has initialised already).
 
-        Raises :class:`~realtime.portaudio_scan.PortAudioOrphaned` if PortAudio cannot re-initialise in this process.
+        Raises :class:`~realtime.live.portaudio_scan.PortAudioOrphaned` if PortAudio cannot re-initialise in this process.
         """
         if not name_jack_client(SOURCE_NAME):
             log.warning("this PortAudio cannot name its JACK client: the ports are PortAudio's")

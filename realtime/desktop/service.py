@@ -1,22 +1,23 @@
 """The background service: live denoising into the virtual microphone, supervised and controllable.
 
 ``quietmic serve`` runs it in the foreground (systemd runs that); ``quietmic
-start`` runs it detached (:mod:`realtime.background`). The service
+start`` runs it detached (:mod:`realtime.desktop.background`). The service
 
-* creates the virtual microphone (:mod:`realtime.virtual_mic`) and streams the
+* creates the virtual microphone (:mod:`realtime.desktop.virtual_mic`) and streams the
   real microphone through the :class:`~realtime.enhancer.Enhancer` into it;
 * supervises the stream: when the input device or the audio server goes away
   (unplug, suspend, server restart) it says so in its status and log, keeps
   running, and reopens the stream as soon as it can (retrying every
   :data:`RETRY_SECONDS`); on PulseAudio/PipeWire it follows a change of the
   default microphone;
-* answers the control socket (:mod:`realtime.control`): ``status``, ``set`` (the
+* answers the control socket (:mod:`realtime.desktop.control`): ``status``, ``set`` (the
   attenuation limit and bypass take effect at once; the input device, model,
   block size and rate reopen the stream), ``stop``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import functools
 import logging
@@ -24,21 +25,22 @@ import os
 import resource
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, Mapping
 
 import yaml
 
-from realtime import virtual_mic
+from realtime.desktop import virtual_mic
 from realtime.config import Settings, validate_value
 from realtime.default_model import resolve_model_path
-from realtime.enhancer import Enhancer, framing_at_rate
+from realtime.enhancer import framing_at_rate
 from realtime.errors import DeviceError, QuietmicError
-from realtime.live import LiveProcessor
+from realtime.live.from_settings import build_processor, device_rate
+from realtime.live.processor import LiveProcessor
 from realtime.model import load_checked_model
-from realtime.portaudio_scan import PortAudioOrphaned, rescan, sounddevice
-from realtime.pulse_stream import PulseDuplexStream
+from realtime.live.portaudio_scan import PortAudioOrphaned, rescan, sounddevice
+from realtime.live.pulse_stream import PulseDuplexStream
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +60,46 @@ LIVE_SETTINGS = ("atten_lim_db", "bypass")
 """Settings applied to the running enhancer without reopening the stream."""
 STREAM_SETTINGS = ("input_device", "output_device", "input_channel", "model", "block_size", "sample_rate")
 """Settings that reopen the stream."""
+XRUN_KEYS = ("input_overflows", "output_underflows", "late_blocks")
+"""Glitches the status counts as xruns (see :class:`~realtime.live.processor.StreamCounters`)."""
 FAULT_KEYS = ("model_failures", "processing_failures", "model_resets", "invalid_input_samples")
-"""Processing faults the stream survived (see :mod:`realtime.live`), counted in the status apart from xruns."""
+"""Processing faults the stream survived (see :mod:`realtime.live.processor`), counted in the status apart from xruns."""
+
+
+@dataclass(frozen=True)
+class StreamTotals:
+    """Xruns and survived faults summed over streams: the service's closed streams, carried across a
+    restart of its process, plus the running one for its status. The names are those of
+    :meth:`LiveProcessor.summary <realtime.live.processor.LiveProcessor.summary>`."""
+
+    input_overflows: int = 0
+    output_underflows: int = 0
+    late_blocks: int = 0
+    model_failures: int = 0
+    processing_failures: int = 0
+    model_resets: int = 0
+    invalid_input_samples: int = 0
+
+    @classmethod
+    def carried(cls, counters: Mapping[str, Any], faults: Mapping[str, Any]) -> StreamTotals:
+        """The totals of a status's ``counters`` and ``faults`` (as :meth:`Service.carry_over` passes them on)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: int(value) for key, value in {**counters, **faults}.items() if key in known})
+
+    def plus(self, summary: Mapping[str, Any]) -> StreamTotals:
+        """These totals with one stream's (its :meth:`~realtime.live.processor.LiveProcessor.summary`) added."""
+        return StreamTotals(**{f.name: getattr(self, f.name) + int(summary[f.name]) for f in fields(self)})
+
+    def xruns(self) -> dict[str, int]:
+        """The xrun counts by kind (the status's ``counters``)."""
+        return {key: getattr(self, key) for key in XRUN_KEYS}
+
+    def faults(self) -> dict[str, int]:
+        """The fault counts by kind (the status's ``faults``)."""
+        return {key: getattr(self, key) for key in FAULT_KEYS}
+
+
+assert {f.name for f in fields(StreamTotals)} == {*XRUN_KEYS, *FAULT_KEYS}
 
 
 class AlreadyRunning(QuietmicError):
@@ -69,7 +109,7 @@ class AlreadyRunning(QuietmicError):
 class RestartRequired(Exception):
     """PortAudio cannot go on in this process: the JACK stream died (the server went away, or dropped
     quietmic's client), or PortAudio holds a client of a JACK server that has gone. PortAudio's JACK
-    backend hangs closing such a stream and aborts re-initialising (:mod:`realtime.portaudio_scan`),
+    backend hangs closing such a stream and aborts re-initialising (:mod:`realtime.live.portaudio_scan`),
     so the service process restarts itself (same pid, state carried over) and reconnects when the
     server is back.
 
@@ -121,10 +161,8 @@ class PidFile:
         return self._fd
 
     def release(self) -> None:
-        try:
-            self.path.unlink()
-        except FileNotFoundError:
-            pass
+        """Remove the pid file and let go of its lock."""
+        self.path.unlink(missing_ok=True)
         os.close(self._fd)
 
 
@@ -190,8 +228,8 @@ class Service:
         self._process_started = self.started_at
         self.reconnects = 0
         self.lost_streams = 0
-        self._past_counters: dict[str, int] = {}
-        self._past_faults: dict[str, int] = {}
+        self._past = StreamTotals()
+        """What the streams closed so far (in this process or, carried over, before its restart) counted."""
         self._stop = threading.Event()
         self._reopen = threading.Event()
         self._lock = threading.Lock()
@@ -205,8 +243,7 @@ class Service:
             self.started_at = time.monotonic() - float(carried.get("uptime_seconds", 0.0))
             self.reconnects = int(carried.get("reconnects", 0))
             self.lost_streams = int(carried.get("lost_streams", 0))
-            self._past_counters = {k: int(v) for k, v in carried.get("counters", {}).items()}
-            self._past_faults = {k: int(v) for k, v in carried.get("faults", {}).items()}
+            self._past = StreamTotals.carried(carried.get("counters", {}), carried.get("faults", {}))
             self._set_state(str(carried.get("state", "reconnecting")), str(carried.get("detail", "")))
             self.stream.since = time.monotonic() - float(carried.get("state_seconds", 0.0))
 
@@ -270,15 +307,11 @@ class Service:
             processor = self.processor
             settings = self.settings
         now = time.monotonic()
-        counters = dict(self._past_counters)
-        faults = {key: self._past_faults.get(key, 0) for key in FAULT_KEYS}
+        totals = self._past
         latency_ms, model_failing, fault_detail = None, False, ""
         if processor is not None:
             summary = processor.summary()
-            for key in ("input_overflows", "output_underflows", "late_blocks"):
-                counters[key] = counters.get(key, 0) + int(summary[key])
-            for key in FAULT_KEYS:
-                faults[key] += int(summary[key])
+            totals = totals.plus(summary)
             latency_ms = summary["stated_latency_ms"]
             model_failing = summary["model_failing"]
             fault_detail = "; ".join(f"{what}: {summary[key]}" for what, key in
@@ -301,9 +334,9 @@ class Service:
             "bypass": settings.bypass,
             "cpu_percent": round(self._cpu_percent, 2),
             "cpu_percent_average": round(100.0 * _cpu_seconds() / max(now - self._process_started, 1e-9), 2),
-            "xruns": sum(counters.values()),
-            "counters": counters,
-            "faults": faults,
+            "xruns": sum(totals.xruns().values()),
+            "counters": totals.xruns(),
+            "faults": totals.faults(),
             "model_failing": model_failing,
             "fault_detail": fault_detail,
             "lost_streams": self.lost_streams,
@@ -316,10 +349,8 @@ class Service:
         """Stream until :meth:`request_stop`; never gives up on a lost device."""
         self.virtual_mic = virtual_mic.detect(self.backend_choice)
         if self.virtual_mic is not None:
-            try:
+            with self._restart_if_orphaned():
                 self.virtual_mic.create()
-            except PortAudioOrphaned as exc:
-                raise RestartRequired(str(exc), self._portaudio_backend()) from None
         else:
             log.info("no PulseAudio/PipeWire or JACK server: playing to the output device, no virtual microphone")
         try:
@@ -363,8 +394,7 @@ class Service:
                 self.lost_streams += 1
                 self._set_state("reconnecting", why)
                 if isinstance(self.virtual_mic, virtual_mic.JackPorts):  # server gone, or it dropped our client
-                    self._stream_dead = True
-                    raise RestartRequired(why, self._portaudio_backend())
+                    raise self._restart_required(why)
                 self._close_stream()
                 continue
             if self._pulse() and self._pulse_check_due(now):
@@ -405,16 +435,27 @@ class Service:
         """The backend a restarted process keeps: JACK ports, or none (an output device through PortAudio)."""
         return "jack" if isinstance(self.virtual_mic, virtual_mic.JackPorts) else "none"
 
+    def _restart_required(self, why: str) -> RestartRequired:
+        """PortAudio cannot go on in this process: the stream is dead (closing it would hang), and the
+        process restarts with the backend it has (see :class:`RestartRequired`)."""
+        self._stream_dead = True
+        return RestartRequired(why, self._portaudio_backend())
+
+    @contextlib.contextmanager
+    def _restart_if_orphaned(self) -> Iterator[None]:
+        """Turn PortAudio's refusal to re-scan in this process (:class:`PortAudioOrphaned`) into a restart."""
+        try:
+            yield
+        except PortAudioOrphaned as exc:
+            raise self._restart_required(str(exc)) from None
+
     def _rate(self, input_device: int | str | None = None) -> int:
         """The stream rate: the setting, else 48 kHz on PulseAudio, else ``input_device``'s (default: the setting's)."""
         if self.settings.sample_rate:
             return self.settings.sample_rate
         if self._pulse():
             return PULSE_RATE
-        sd = sounddevice()
-
-        device = self.settings.input_device if input_device is None else input_device
-        return int(sd.query_devices(device, "input")["default_samplerate"])
+        return device_rate(self.settings.input_device if input_device is None else input_device)
 
     def _choose_source(self) -> str | None:
         """The PulseAudio source to record: the configured one, else the default unless it is quietmic's own."""
@@ -446,7 +487,7 @@ class Service:
             with self._lock:
                 settings, model = self.settings, self.model
             input_device, output_device = settings.input_device, settings.output_device
-            factory = None
+            factory, inline = None, False
             if self._pulse():
                 assert isinstance(self.virtual_mic, virtual_mic.PulseVirtualMic)
                 if not self.virtual_mic.exists():
@@ -457,12 +498,10 @@ class Service:
                 self._input_source = input_device = source
                 output_device = virtual_mic.SINK_NAME
                 factory = functools.partial(PulseDuplexStream, device=(source, virtual_mic.SINK_NAME))
+                inline = PulseDuplexStream.processes_inline
             else:
-                try:
+                with self._restart_if_orphaned():
                     rescan()  # a device or server may have come (back)
-                except PortAudioOrphaned as exc:
-                    self._stream_dead = True
-                    raise RestartRequired(str(exc), self._portaudio_backend()) from None
                 if isinstance(self.virtual_mic, virtual_mic.JackPorts):
                     jack = virtual_mic.jack_device()
                     if jack is None:
@@ -470,11 +509,8 @@ class Service:
                     input_device = jack if input_device is None else input_device
                     output_device = jack  # the virtual microphone is quietmic's own JACK output ports
             rate = self._rate(input_device)  # on JACK: the server's rate, not the system default's
-            block = settings.block_size or framing_at_rate(model.metadata, rate).hop_length
-            model.reset()
-            enhancer = Enhancer(model, rate, block_size=block, atten_lim_db=settings.atten_lim_db, bypass=settings.bypass)
-            processor = LiveProcessor(enhancer, block, input_device=input_device, output_device=output_device,
-                                      input_channel=settings.input_channel, stream_factory=factory)
+            processor = build_processor(model, settings, rate, devices=(input_device, output_device),
+                                        stream_factory=factory, inline=inline)
             processor.start()
         except (QuietmicError, sd.PortAudioError, ValueError) as exc:
             self._set_state("waiting for the input device", str(exc))
@@ -492,11 +528,7 @@ class Service:
             processor, self.processor = self.processor, None
         if processor is None:
             return
-        summary = processor.summary()
-        for key in ("input_overflows", "output_underflows", "late_blocks"):
-            self._past_counters[key] = self._past_counters.get(key, 0) + int(summary[key])
-        for key in FAULT_KEYS:
-            self._past_faults[key] = self._past_faults.get(key, 0) + int(summary[key])
+        self._past = self._past.plus(processor.summary())
         if self._stream_dead:
             return  # PortAudio would hang closing it; the process restarts instead
         try:

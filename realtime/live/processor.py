@@ -21,10 +21,10 @@ overflow, noting where in the sample sequence the block fell; the worker feeds
 a block of zeros at that point, so input and output stay sample-aligned.
 
 Streams whose callback runs on an ordinary thread that blocks on the server
-(:class:`~realtime.pulse_stream.PulseDuplexStream`, marked by a true
-``processes_inline`` attribute) have no real-time callback to protect: there the
-callback runs the enhancer itself, with no worker and no hand-over block. A slow
-block then only delays the write, which the stream's playback buffer absorbs.
+(:class:`~realtime.live.pulse_stream.PulseDuplexStream`) have no real-time
+callback to protect: made with ``inline=True``, the processor's callback runs the
+enhancer itself, with no worker and no hand-over block. A slow block then only
+delays the write, which the stream's playback buffer absorbs.
 
 Faults in the processing never stop the stream. The enhancer itself falls back
 to passing the input through when its model fails (see
@@ -37,7 +37,6 @@ both kinds of fault.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import select
@@ -51,7 +50,7 @@ import numpy as np
 
 from realtime.enhancer import Enhancer
 from realtime.errors import DeviceError
-from realtime.portaudio_scan import orphaned, sounddevice
+from realtime.live.portaudio_scan import orphaned, sounddevice
 from realtime.ringbuffer import RingBuffer
 
 log = logging.getLogger(__name__)
@@ -106,13 +105,6 @@ class StreamCounters:
         return self.input_overflows + self.output_underflows + self.late_blocks
 
 
-def _processes_inline(factory: Callable[..., Any] | None) -> bool:
-    """Whether streams made by ``factory`` (a class, or a ``functools.partial`` of one) process inline."""
-    while isinstance(factory, functools.partial):
-        factory = factory.func
-    return bool(getattr(factory, "processes_inline", False))
-
-
 class BlockTap(Protocol):
     """Something that watches the worker's blocks (e.g. a latency probe)."""
 
@@ -127,23 +119,26 @@ class LiveProcessor:
     """Runs an :class:`Enhancer` on a live duplex audio stream.
 
     Args:
-        enhancer: the enhancer; its sample rate is the stream's.
-        block_size: samples per callback.
+        enhancer: the enhancer; its sample rate is the stream's, and the block size it was made
+            for (``Enhancer(..., block_size=N)``) is the samples per callback.
         input_device, output_device: sounddevice device (index, name part or None).
         input_channel: which input channel is the microphone; the output is mono,
             copied to every output channel.
         tap: optional observer of the worker's blocks (used by latency probes).
         latency: the stream's suggested latency (seconds, or PortAudio's "low"/"high").
         stream_factory: makes the stream instead of ``sounddevice.Stream`` (e.g.
-            :class:`realtime.pulse_stream.PulseDuplexStream`): called as
+            :class:`realtime.live.pulse_stream.PulseDuplexStream`): called as
             ``factory(samplerate, blocksize, channels=(in, out), callback=...)``; the
             devices are then the factory's business.
+        inline: the factory's stream calls back on a thread of its own that may block (not a
+            real-time one), as :class:`~realtime.live.pulse_stream.PulseDuplexStream` does: the
+            enhancer then runs in the callback, with no worker thread and no hand-over block
+            (see the module's docstring). PortAudio's own streams call back in real time: False.
     """
 
     def __init__(
         self,
         enhancer: Enhancer,
-        block_size: int,
         *,
         input_device: int | str | None = None,
         output_device: int | str | None = None,
@@ -151,11 +146,17 @@ class LiveProcessor:
         tap: BlockTap | None = None,
         latency: float | str = "low",
         stream_factory: Callable[..., Any] | None = None,
+        inline: bool = False,
     ) -> None:
-        if block_size % enhancer.granularity:
-            raise ValueError("the enhancer was made for another block size")
+        block_size = enhancer.block_size
+        if block_size is None:
+            raise ValueError("a LiveProcessor needs an Enhancer made for its block size: Enhancer(..., block_size=N)")
+        if inline and stream_factory is None:
+            raise ValueError("inline needs a stream_factory whose stream calls back on a thread of its own; "
+                             "PortAudio calls back in real time")
         self.enhancer = enhancer
         self.block_size = block_size
+        """Samples per callback (the enhancer's block size)."""
         self.sample_rate = enhancer.sample_rate
         self.input_device = input_device
         self.output_device = output_device
@@ -189,7 +190,7 @@ class LiveProcessor:
         self._previous_switch_interval: float | None = None
         self.stream_latency = (0.0, 0.0)
         """(input, output) latency in seconds as reported by the audio API."""
-        self._inline = False
+        self.inline = inline
         """Whether the stream's own thread runs the enhancer (see the module docstring)."""
 
     # --- the real-time side -------------------------------------------------------------------
@@ -234,7 +235,7 @@ class LiveProcessor:
         os.eventfd_write(self._wake_fd, 1)
 
     def _inline_callback(self, indata: np.ndarray, outdata: np.ndarray, frames: int, _time: Any, status: Any) -> None:
-        """The callback of a stream that ``processes_inline``: enhance the block here, in the stream's thread."""
+        """The callback of an ``inline`` stream: enhance the block here, in the stream's thread."""
         self._count(status)
         if self._stop.is_set():
             outdata[:] = 0.0
@@ -325,7 +326,7 @@ class LiveProcessor:
     def handover_latency(self) -> int:
         """Samples of delay between the callback and the worker: one block, plus any settling growth
         (none when the stream processes inline)."""
-        if self._inline:
+        if self.inline:
             return 0
         return self.block_size + self._ring_offset
 
@@ -361,16 +362,15 @@ class LiveProcessor:
             devices = f"{self.input_device or 'default'} -> {self.output_device or 'default'}"
         self._played = self._ring_offset = 0
         self._stop.clear()
-        self._inline = _processes_inline(self.stream_factory)
         self._previous_switch_interval = sys.getswitchinterval()
         block_seconds = self.block_size / self.sample_rate
         sys.setswitchinterval(min(self._previous_switch_interval, block_seconds / GIL_SWITCHES_PER_BLOCK))
-        if not self._inline:
+        if not self.inline:
             self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
             self._out_ring.write_zeros(self.block_size)
             self._worker = threading.Thread(target=self._work, name="quietmic-worker", daemon=True)
             self._worker.start()
-        callback = self._inline_callback if self._inline else self._callback
+        callback = self._inline_callback if self.inline else self._callback
         try:
             if self.stream_factory is None:
                 self._stream = sd.Stream(
@@ -432,7 +432,7 @@ class LiveProcessor:
         was_running = self._stream is not None or self._worker is not None
         if self._stream is not None and self._on_jack and orphaned():
             # PortAudio waits (up to 10 minutes) for the process callback of a JACK server that has gone to
-            # take the stream out: leave it; the process cannot re-scan anyway (realtime.portaudio_scan).
+            # take the stream out: leave it; the process cannot re-scan anyway (realtime.live.portaudio_scan).
             log.info("the JACK server has gone: leaving its stream unclosed")
             self._stream = None
         if self._stream is not None:
@@ -462,9 +462,9 @@ class LiveProcessor:
         if failures:
             log.warning("%d blocks failed to process and were played as silence (last error: %s)",
                         failures, self.processing_error)
-        if enhancer.model_failures:
+        if enhancer.counters.model_failures:
             log.warning("the model failed on %d hops, which passed the input through (last error: %s)",
-                        enhancer.model_failures, enhancer.model_error)
+                        enhancer.counters.model_failures, enhancer.model_error)
 
     def __enter__(self) -> LiveProcessor:
         self.start()
@@ -498,9 +498,9 @@ class LiveProcessor:
             "block_time_ms_p99": round(1000.0 * float(np.percentile(times, 99)), 4) if len(times) else None,
             "block_period_ms": round(block_ms, 3),
             "processing_error": self.processing_error,
-            "model_failures": self.enhancer.model_failures,
+            "model_failures": self.enhancer.counters.model_failures,
             "model_failing": self.enhancer.model_failing,
             "model_error": self.enhancer.model_error,
-            "model_resets": self.enhancer.model_resets,
-            "invalid_input_samples": self.enhancer.invalid_samples,
+            "model_resets": self.enhancer.counters.model_resets,
+            "invalid_input_samples": self.enhancer.counters.invalid_samples,
         }

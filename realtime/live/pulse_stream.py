@@ -141,7 +141,8 @@ class PulseDuplexStream:
     """
 
     processes_inline = True
-    """The callback runs on this stream's own thread, not a real-time one (see :mod:`realtime.live`)."""
+    """The callback runs on this stream's own thread, not a real-time one: a
+    :class:`~realtime.live.processor.LiveProcessor` for it is made with ``inline=True``."""
 
     def __init__(
         self,

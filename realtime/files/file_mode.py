@@ -1,10 +1,10 @@
 """File mode: enhance a WAV file with the same streaming Enhancer as live mode.
 
-The file is streamed: read in chunks (:class:`~realtime.audio_file.WavReader`),
+The file is streamed: read in chunks (:class:`~realtime.files.audio_file.WavReader`),
 fed through :class:`~realtime.enhancer.Enhancer` in blocks of the live block
 size (by default the model's hop at the file's rate), and written chunk by
 chunk to a temporary file that replaces the output only once complete
-(:class:`~realtime.audio_file.AtomicWavWriter`). Memory use does not grow with
+(:class:`~realtime.files.audio_file.AtomicWavWriter`). Memory use does not grow with
 the file's length. A file result is exactly what live mode would have produced.
 
 The Enhancer's delay is compensated: the output is time-aligned with the input
@@ -34,8 +34,8 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.signal import firwin, upfirdn
 
-from realtime.audio_file import AtomicWavWriter, WavInfo, WavReader
-from realtime.enhancer import Enhancer
+from realtime.files.audio_file import AtomicWavWriter, WavInfo, WavReader
+from realtime.enhancer import Enhancer, hop_at_rate
 from realtime.errors import AudioFileError, QuietmicError
 from realtime.metadata import ModelMetadata, load_metadata
 from realtime.model import MaskModel, read_model_bytes
@@ -313,7 +313,7 @@ def _make_pipelines(source: Path, info: WavInfo, options: _Options) -> tuple[lis
     metadata = load_metadata(model_bytes, str(options.model_path))
     factor = resample_factor(metadata, info.sample_rate, str(source))  # refuses a rate before loading any model
     rate = info.sample_rate * factor
-    block = options.block_size * factor if options.block_size else metadata.framing.at_rate(rate).hop_length
+    block = options.block_size * factor if options.block_size else hop_at_rate(metadata, rate)
     models = [MaskModel(model_bytes) for _ in range(info.channels)]
     if factor > 1:
         log.info("%d Hz does not fit the model's framing: enhancing at %d Hz (x%d)", info.sample_rate, rate, factor)
@@ -330,7 +330,7 @@ def _make_pipelines(source: Path, info: WavInfo, options: _Options) -> tuple[lis
 
 def _plot(pipeline: ChannelPipeline, frames: int, factor: int, plot_path: str | Path, title: str) -> None:
     """Draw the first channel's input, output and gains at the processing rate."""
-    from realtime.plot import plot_enhancement
+    from realtime.files.plot import plot_enhancement
 
     assert pipeline.recorded is not None
     enhancer = pipeline.enhancer
@@ -357,7 +357,7 @@ def enhance_file(
 
     ``block_size`` is in samples at the file's rate (None: the model's hop).
     With ``plot_path``, also write a PNG of the first channel's input and output
-    spectrograms and the gains applied (:mod:`realtime.plot`); files longer than
+    spectrograms and the gains applied (:mod:`realtime.files.plot`); files longer than
     :data:`PLOT_MAX_SECONDS` are refused then. Raises :class:`QuietmicError`
     subclasses with a message for the user for anything that cannot be done;
     the output is then left as it was.
@@ -374,7 +374,7 @@ def enhance_file(
             pipelines, chunk = _make_pipelines(source, info, options)
             factor = pipelines[0].upsampler.factor
             invalid = _stream(reader, writer, pipelines, chunk)
-            invalid += sum(pipe.enhancer.invalid_samples for pipe in pipelines)
+            invalid += sum(pipe.enhancer.counters.invalid_samples for pipe in pipelines)
             if plot_path is not None:  # inside the writer's block: a failed plot leaves no output
                 _plot(pipelines[0], info.frames, factor, plot_path, f"{source.name} -> {target.name}")
     first = pipelines[0].enhancer

@@ -195,7 +195,7 @@ def sounddevice() -> ModuleType:
     with _guard.lock:
         if not _guard.seen:
             if imported_before:
-                log.warning("sounddevice was imported before realtime.portaudio_scan: its JACK server is watched late")
+                log.warning("sounddevice was imported before realtime.live.portaudio_scan: its JACK server is watched late")
             _watch_new_state(sd)
             _guard.seen = True
     return sd
