@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = commands.add_parser("run", help="denoise the microphone live to an output device")
+    run = commands.add_parser("run", help="denoise the microphone live and play it (headphones!) on an output device")
     _add_common(run)
     run.add_argument("--input-device", metavar="X", help="input device index or name part (see 'quietmic devices')")
     run.add_argument("--output-device", metavar="Y", help="output device index or name part")
@@ -105,9 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_service_options(restart)
     status = commands.add_parser("status", help="state, input, model, latency, CPU use, xruns, uptime")
     status.add_argument("--json", action="store_true", help="print JSON")
-    set_ = commands.add_parser("set", help="change a setting of the running process (no restart)")
+    set_ = commands.add_parser(
+        "set", help="change a setting of the running process (no restart) and save it in the config file")
     set_.add_argument("key", choices=SETTABLE, help="the setting")
     set_.add_argument("value", help="its value (YAML: 20, true, null, a device name or model path)")
+    set_.add_argument("--temporary", action="store_true",
+                      help="change the running process only: the config file keeps its value (lost on restart)")
+    set_.add_argument("--config", metavar="FILE",
+                      help="config file to save to when quietmic is not running (default: the user's)")
     autostart = commands.add_parser("autostart", help="start quietmic with your desktop session (systemd user unit)")
     autostart.add_argument("action", choices=("enable", "disable"))
 
@@ -214,6 +219,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"latency {1000 * processor.stated_latency / rate:.1f} ms; Ctrl-C stops",
             file=sys.stderr,
         )
+        print("quietmic: this plays your microphone on the output device: use headphones, or speakers "
+              "will feed back into the microphone. For calls, 'quietmic start' makes a virtual microphone "
+              "instead.", file=sys.stderr)
         if timer:
             timer.start()
         processor.wait(stop)
@@ -253,7 +261,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     pid_file = PidFile(paths.pid_file(), None if inherited_fd is None else int(inherited_fd))
     restart, backend = None, "jack"
     try:
-        service = Service(settings, backend=args.backend, carried=carried)
+        config_path = Path(args.config).expanduser() if getattr(args, "config", None) else default_config_path()
+        service = Service(settings, backend=args.backend, carried=carried, config_path=config_path)
 
         def request_stop(signum: int, _frame: Any) -> None:
             log.info("stopping (%s)", signal.Signals(signum).name)
@@ -368,10 +377,23 @@ def _faults_text(status: dict[str, Any]) -> str:
 
 
 def cmd_set(args: argparse.Namespace) -> int:
+    from realtime.config import parse_setting, save_setting
     from realtime.desktop import background
+    from realtime.desktop.control import NotRunning
 
-    changed = background.set_value(args.key, args.value)
-    print("; ".join(f"{k} = {v}" for k, v in changed.items()))
+    try:
+        answer = background.set_value(args.key, args.value, persist=not args.temporary)
+    except NotRunning:
+        if args.temporary:
+            raise
+        path = Path(args.config).expanduser() if args.config else default_config_path()
+        value = parse_setting(args.key, args.value)
+        save_setting(path, args.key, value)
+        print(f"{args.key} = {value}: saved in {path}; quietmic is not running, it applies at the next start")
+        return 0
+    changed = "; ".join(f"{k} = {v}" for k, v in answer["changed"].items())
+    where = f"saved in {answer['saved_to']}" if answer.get("saved_to") else "until quietmic stops (--temporary)"
+    print(f"{changed} ({where})")
     return 0
 
 

@@ -261,6 +261,21 @@ def validate_value(key: str, value: Any, where: str, *, label: str | None = None
         raise ConfigError(one_line(f"{where}: {name}: {exc} (got {short_repr(value)}){hint}")) from None
 
 
+def parse_setting(key: str, text: str) -> Any:
+    """A ``quietmic set KEY VALUE`` value (YAML syntax: ``12``, ``true``, ``null``), validated.
+
+    A model is a path (``default`` or ``null``: the installed model).
+    """
+    if key == "model":
+        value = None if text.strip().lower() in ("", "null", "default") else text
+    else:
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+    return validate_value(key, value, "quietmic set", label=key)
+
+
 # --- Reading a config file ------------------------------------------------------------------
 
 MAX_CONFIG_BYTES = 1024 * 1024
@@ -431,3 +446,55 @@ def load_settings(path: str | Path | None = None) -> tuple[Settings, Path | None
         if not config_path.exists():
             raise ConfigError(f"config file {config_path} does not exist; check the --config path")
     return parse_config_text(_read_config(config_path), str(config_path)), config_path
+
+
+# --- Writing one setting ----------------------------------------------------------------------
+
+
+def _yaml_scalar(value: Any) -> str:
+    """``value`` as one line of YAML (quoted where YAML would read it otherwise)."""
+    return yaml.safe_dump(value, default_flow_style=True, width=math.inf).removesuffix("\n").removesuffix("\n...")
+
+
+def with_setting(text: str, key: str, value: Any, source: str) -> str:
+    """``text`` (a config file's YAML) with ``key`` set to ``value``: the value's text is replaced where
+    the key is, comments and every other key kept as they were; a missing key is appended."""
+    validate_value(key, value, source)
+    root, loader = _compose(text, source)
+    loader.dispose()
+    new = _yaml_scalar(value)
+    if isinstance(root, yaml.MappingNode):
+        for key_node, value_node in root.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.value == key:
+                start, end = value_node.start_mark.index, value_node.end_mark.index
+                if isinstance(value_node, yaml.ScalarNode) and not value_node.value and start == end:
+                    new = " " + new  # "key:" with nothing after it
+                return text[:start] + new + text[end:]
+    elif root is not None:
+        parse_config_text(text, source)  # raises: the file is not a mapping
+    separator = "" if not text or text.endswith("\n") else "\n"
+    return f"{text}{separator}{key}: {new}\n"
+
+
+def save_setting(path: Path, key: str, value: Any) -> None:
+    """Set ``key`` to ``value`` in the config file at ``path`` (made from the commented defaults if missing).
+
+    The file is checked before and after (a :class:`ConfigError` leaves it untouched) and replaced
+    atomically, keeping its permissions.
+    """
+    exists = path.exists()
+    text = _read_config(path) if exists else DEFAULT_CONFIG_YAML
+    if exists:
+        parse_config_text(text, str(path))
+    updated = with_setting(text, key, value, str(path))
+    if getattr(parse_config_text(updated, str(path)), key) != validate_value(key, value, str(path)):
+        raise ConfigError(f"{path}: could not write {key}; set it by hand (see 'quietmic config')")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        temporary.write_text(updated, encoding="utf-8")
+        if exists:
+            os.chmod(temporary, path.stat().st_mode & 0o7777)
+        os.replace(temporary, path)
+    except OSError as exc:
+        raise ConfigError(f"cannot write config file {path}: {exc.strerror}; check its permissions") from None

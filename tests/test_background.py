@@ -14,7 +14,8 @@ import pytest
 
 from realtime.desktop import autostart, control
 from realtime.errors import ConfigError, QuietmicError
-from realtime.desktop.service import AlreadyRunning, PidFile, StreamTotals, parse_setting, running_pid
+from realtime.config import parse_setting
+from realtime.desktop.service import AlreadyRunning, PidFile, StreamTotals, running_pid
 
 
 @pytest.fixture

@@ -223,7 +223,7 @@ def test_bad_option_through_the_command_line(tmp_path: Path, capsys: pytest.Capt
     ],
 )
 def test_bad_set_values_name_the_setting(key: str, text: str, fragment: str) -> None:
-    from realtime.desktop.service import parse_setting
+    from realtime.config import parse_setting
 
     with pytest.raises(ConfigError) as info:
         parse_setting(key, text)
@@ -237,3 +237,46 @@ def test_built_in_defaults_are_valid_and_safe() -> None:
         assert validate_value(field.name, value, "defaults") == value, field.name
     # Safe: denoising on with the validated attenuation limit, first channel, the installed model, info logging.
     assert defaults == Settings(model=None, input_channel=0, atten_lim_db=35.0, bypass=False, log_level="info")
+
+
+# --- quietmic set saves to the config file (issue 19, section 3) --------------------------------
+
+
+def test_a_saved_setting_keeps_comments_and_other_keys(tmp_path: Path) -> None:
+    from realtime.config import save_setting
+
+    path = tmp_path / "config.yaml"
+    path.write_text("# my microphone setup\nlog_level: debug   # while testing\natten_lim_db: 20  # was 35\n"
+                    "sample_rate: 48000\nmodel:\n")
+    save_setting(path, "atten_lim_db", 12.0)
+    save_setting(path, "model", "low-latency")
+    save_setting(path, "input_device", "usb mic: 2")
+    assert path.read_text() == ("# my microphone setup\nlog_level: debug   # while testing\natten_lim_db: 12.0  # was 35\n"
+                                "sample_rate: 48000\nmodel: low-latency\ninput_device: 'usb mic: 2'\n")
+    settings, _ = load_settings(path)
+    assert (settings.atten_lim_db, settings.model, settings.input_device, settings.log_level, settings.sample_rate) == (
+        12.0, "low-latency", "usb mic: 2", "debug", 48000)
+
+
+def test_saving_to_a_missing_file_writes_the_commented_defaults(tmp_path: Path) -> None:
+    from realtime.config import save_setting
+
+    path = tmp_path / "new" / "config.yaml"
+    save_setting(path, "atten_lim_db", None)
+    text = path.read_text()
+    assert "# quietmic configuration" in text and "atten_lim_db: null\n" in text
+    assert load_settings(path)[0] == Settings(atten_lim_db=None)
+
+
+def test_a_bad_value_or_a_broken_file_leaves_the_file_as_it_was(tmp_path: Path) -> None:
+    from realtime.config import save_setting
+
+    path = tmp_path / "config.yaml"
+    path.write_text("atten_lim_db: 20\n")
+    with pytest.raises(ConfigError, match="atten_lim_db"):
+        save_setting(path, "atten_lim_db", -3)
+    path.write_text("atten_lim_db: [20\n")
+    with pytest.raises(ConfigError, match="line"):
+        save_setting(path, "bypass", True)
+    assert path.read_text() == "atten_lim_db: [20\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["config.yaml"]

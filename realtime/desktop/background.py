@@ -164,9 +164,13 @@ def status() -> dict[str, Any]:
         return {"state": "stopped", "log": str(paths.log_file())}
 
 
-def set_value(key: str, value: str) -> dict[str, Any]:
-    """Change a setting of the running service."""
-    return control.request(paths.socket_path(), {"command": "set", "key": key, "value": value})["changed"]
+def set_value(key: str, value: str, persist: bool = True) -> dict[str, Any]:
+    """Change a setting of the running service, and save it in its config file if ``persist``.
+
+    Returns the service's answer: ``changed`` (``{key: value}``) and ``saved_to`` (the file, or None).
+    Raises :class:`~realtime.desktop.control.NotRunning` when no service runs.
+    """
+    return control.request(paths.socket_path(), {"command": "set", "key": key, "value": value, "persist": persist})
 
 
 def _tail(path: Path) -> str:

@@ -3,8 +3,16 @@
 ``quietmic serve`` runs it in the foreground (systemd runs that); ``quietmic
 start`` runs it detached (:mod:`realtime.desktop.background`). The service
 
-* creates the virtual microphone (:mod:`realtime.desktop.virtual_mic`) and streams the
-  real microphone through the :class:`~realtime.enhancer.Enhancer` into it;
+* waits for a PulseAudio/PipeWire or JACK server (it never falls back to playing the
+  microphone on the speakers; only ``--backend none`` asks for that), creates the
+  virtual microphone (:mod:`realtime.desktop.virtual_mic`) and streams the real
+  microphone through the :class:`~realtime.enhancer.Enhancer` into it;
+* on PulseAudio/PipeWire, streams only while a program records from the virtual
+  microphone: with nobody recording for :data:`IDLE_AFTER_SECONDS` it closes its
+  streams (the microphone is released, the sink may suspend) and sleeps until a
+  program starts recording (state ``idle``);
+* on JACK, cuts the connections PortAudio makes from its output ports to the
+  playback ports: programs connect to them;
 * supervises the stream: when the input device or the audio server goes away
   (unplug, suspend, server restart) it says so in its status and log, keeps
   running, and reopens the stream as soon as it can (retrying every
@@ -29,13 +37,13 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-import yaml
 
 from realtime.desktop import virtual_mic
-from realtime.config import Settings, validate_value
+from realtime.config import Settings, default_config_path, parse_setting, save_setting
 from realtime.default_model import resolve_model_path
 from realtime.enhancer import framing_at_rate
 from realtime.errors import DeviceError, QuietmicError
+from realtime.live import jack_graph
 from realtime.live.from_settings import build_processor, device_rate
 from realtime.live.processor import LiveProcessor
 from realtime.model import load_checked_model
@@ -54,6 +62,12 @@ FIRST_CALLBACK_SECONDS = 3.0
 """A new stream may take this long to call back the first time (servers prebuffer)."""
 SOURCE_POLL_SECONDS = 5.0
 """Looks at the PulseAudio sources this often even without an event (events may be missed)."""
+IDLE_AFTER_SECONDS = 2.0
+"""With nobody recording from the virtual microphone this long, the service closes its streams."""
+IDLE_POLL_SECONDS = 30.0
+"""While idle, counts the virtual microphone's recording streams this often even without an event."""
+SERVER_WAIT_SECONDS = 1.0
+"""While no audio server runs, looks for one this often."""
 PULSE_RATE = 48000
 """Stream rate on PulseAudio/PipeWire (the server resamples anything else)."""
 LIVE_SETTINGS = ("atten_lim_db", "bypass")
@@ -193,31 +207,20 @@ class StreamState:
     since: float = 0.0
 
 
-def parse_setting(key: str, text: str) -> Any:
-    """A ``quietmic set KEY VALUE`` value (YAML syntax: ``12``, ``true``, ``null``), validated.
-
-    A model is a path (``default`` or ``null``: the installed model).
-    """
-    if key == "model":
-        value = None if text.strip().lower() in ("", "null", "default") else text
-    else:
-        try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError:
-            value = text
-    return validate_value(key, value, "quietmic set", label=key)
-
-
 class Service:
     """Live denoising into the virtual microphone until :meth:`request_stop`.
 
     Args:
         settings: the effective settings (config file + command line).
+        config_path: the config file ``set`` saves to (default: the user's, :func:`~realtime.config.default_config_path`).
         backend: ``auto``, ``pulse``, ``jack`` or ``none`` (play to the output device, no virtual mic).
     """
 
-    def __init__(self, settings: Settings, backend: str = "auto", carried: dict[str, Any] | None = None) -> None:
+    def __init__(self, settings: Settings, backend: str = "auto", carried: dict[str, Any] | None = None,
+                 config_path: Path | None = None) -> None:
         self.settings = settings
+        self.config_path = config_path if config_path is not None else default_config_path()
+        """Where ``set`` saves what it changes (the config file the service was started with)."""
         self.backend_choice = backend
         self.virtual_mic: virtual_mic.PulseVirtualMic | virtual_mic.JackPorts | None = None
         self.processor: LiveProcessor | None = None
@@ -239,6 +242,11 @@ class Service:
         self._cpu_mark = (time.monotonic(), _cpu_seconds())
         self._cpu_percent = 0.0
         self._stream_dead = False
+        self._listeners: int | None = None
+        """Streams recording from the virtual microphone when last counted (None: not counted / no server)."""
+        self._listeners_counted = 0.0
+        self._listeners_stale = True
+        self._unheard_since: float | None = None
         if carried:
             self.started_at = time.monotonic() - float(carried.get("uptime_seconds", 0.0))
             self.reconnects = int(carried.get("reconnects", 0))
@@ -277,13 +285,20 @@ class Service:
             key, value = message.get("key"), message.get("value")
             if not isinstance(key, str) or not isinstance(value, str):
                 raise QuietmicError("set needs a key and a value, e.g. 'quietmic set atten_lim_db 20'")
-            return {"ok": True, "changed": self.set(key, parse_setting(key, value))}
+            parsed = parse_setting(key, value)
+            changed = self.set(key, parsed)
+            if not message.get("persist", True):
+                return {"ok": True, "changed": changed, "saved_to": None}
+            save_setting(self.config_path, key, parsed)
+            return {"ok": True, "changed": changed, "saved_to": str(self.config_path)}
         raise QuietmicError(f"unknown command {command!r}; the commands are status, set and stop")
 
     def set(self, key: str, value: Any) -> dict[str, Any]:
         """Change one setting while running; returns ``{key: value}``."""
         if key not in LIVE_SETTINGS + STREAM_SETTINGS:
             raise QuietmicError(f"{key} cannot be changed while running; change it in the config and restart")
+        if key == "input_device" and value is not None:
+            self._check_input_device(value)
         if key == "model":
             path = resolve_model_path(value)
             model = load_checked_model(path)  # load (and validate) before anything changes
@@ -300,6 +315,23 @@ class Service:
             self._reopen.set()
         log.info("set %s = %r", key, value)
         return {key: value}
+
+    def _check_input_device(self, value: int | str) -> None:
+        """Refuse an input device that does not exist, listing those that do (nothing changes)."""
+        if self._pulse():
+            names = [n for n in virtual_mic.sources() if n != virtual_mic.SOURCE_NAME]
+            microphones = [n for n in names if not virtual_mic.is_monitor(n)]
+            if str(value) in names or any(str(value) in n for n in microphones):
+                return
+            raise QuietmicError(f"no microphone {value!r} on the audio server; the microphones are: "
+                                f"{', '.join(microphones) or 'none'} (a part of a name is enough)")
+        sd = sounddevice()
+        try:
+            sd.query_devices(value, "input")
+        except (ValueError, sd.PortAudioError):
+            inputs = [f"{i}: {d['name']}" for i, d in enumerate(sd.query_devices()) if d["max_input_channels"] > 0]
+            raise QuietmicError(f"no input device {value!r}; the input devices are: {'; '.join(inputs) or 'none'} "
+                                "(an index or a part of a name)") from None
 
     def status(self) -> dict[str, Any]:
         """State, devices, model, latency, CPU use, glitches and uptime."""
@@ -347,13 +379,13 @@ class Service:
 
     def run(self) -> None:
         """Stream until :meth:`request_stop`; never gives up on a lost device."""
-        self.virtual_mic = virtual_mic.detect(self.backend_choice)
-        if self.virtual_mic is not None:
-            with self._restart_if_orphaned():
-                self.virtual_mic.create()
-        else:
-            log.info("no PulseAudio/PipeWire or JACK server: playing to the output device, no virtual microphone")
         try:
+            self.virtual_mic = self._wait_for_server()
+            if self.virtual_mic is not None:
+                with self._restart_if_orphaned():
+                    self.virtual_mic.create()
+            elif not self._stop.is_set():
+                log.info("--backend none: playing to the output device, no virtual microphone")
             self._loop()
         finally:
             if self._events is not None:
@@ -364,12 +396,35 @@ class Service:
             if not self._stream_dead:
                 self._set_state("stopped")
 
+    def _wait_for_server(self) -> virtual_mic.PulseVirtualMic | virtual_mic.JackPorts | None:
+        """The virtual-microphone backend, once its server answers (``jack`` waits in the stream loop instead;
+        ``none``: None at once). Returns None if a stop comes first."""
+        if self.backend_choice in ("jack", "none"):
+            return virtual_mic.detect(self.backend_choice)
+        while not self._stop.is_set():
+            if virtual_mic.pulse_available():
+                return virtual_mic.PulseVirtualMic()
+            if self.backend_choice == "auto" and jack_graph.server_running():
+                with self._restart_if_orphaned():
+                    rescan()  # PortAudio learns of a server only when it initialises
+                found = virtual_mic.detect("jack") if virtual_mic.jack_available() else None
+                if found is not None:
+                    return found
+            which = "PulseAudio/PipeWire" if self.backend_choice == "pulse" else "PulseAudio/PipeWire or JACK"
+            self._set_state("waiting for the audio server",
+                            f"no {which} server answers yet; the virtual microphone appears when one starts")
+            self._stop.wait(SERVER_WAIT_SECONDS)
+        return None
+
     def _loop(self) -> None:
         callbacks, last_progress = -1, time.monotonic()
         while not self._stop.is_set():
             now = time.monotonic()
             self._measure_cpu(now)
             if self.processor is None:
+                if self._pulse() and self._count_listeners(now) == 0:
+                    self._idle()
+                    continue
                 if self._open_stream():
                     callbacks, last_progress = -1, time.monotonic()
                 elif self._pulse():  # try again at once when a source comes or goes
@@ -397,7 +452,16 @@ class Service:
                     raise self._restart_required(why)
                 self._close_stream()
                 continue
+            if self._pulse() and self._unheard_since is not None and now - self._unheard_since >= IDLE_AFTER_SECONDS:
+                self._listeners_stale = True
+                if self._count_listeners(now) == 0:
+                    log.info("nobody records from the virtual microphone: releasing the microphone")
+                    self._close_stream()
+                    continue
             if self._pulse() and self._pulse_check_due(now):
+                self._listeners_stale = True
+                if self._count_listeners(now) == 0:
+                    self._unheard_since = self._unheard_since or now
                 if self._input_source not in virtual_mic.sources():
                     log.warning("input lost: the microphone %s went away", self._input_source)
                     self.lost_streams += 1
@@ -410,6 +474,34 @@ class Service:
                     self._close_stream()
                     continue
             self._stop.wait(SUPERVISE_SECONDS)
+
+    def _count_listeners(self, now: float) -> int | None:
+        """Streams recording from the virtual microphone: counted again after a server event or every
+        :data:`IDLE_POLL_SECONDS`, else as last counted. None when the server does not answer."""
+        if self._listeners_stale or now - self._listeners_counted >= IDLE_POLL_SECONDS:
+            self._listeners = virtual_mic.recording_streams()
+            self._listeners_counted, self._listeners_stale = now, False
+            if self._listeners:
+                self._unheard_since = None
+        return self._listeners
+
+    def _idle(self) -> None:
+        """Nobody records from the virtual microphone: keep it listed, hold no stream, sleep until an event."""
+        assert isinstance(self.virtual_mic, virtual_mic.PulseVirtualMic)
+        try:
+            if not self.virtual_mic.exists():
+                self.virtual_mic.create()  # a restarted server forgot it
+        except QuietmicError as exc:
+            self._set_state("waiting for the audio server", str(exc))
+            self._stop.wait(RETRY_SECONDS)
+            self._listeners_stale = True
+            return
+        self.virtual_mic.sleep()
+        self._set_state("idle", "nobody records from the virtual microphone; the microphone is released")
+        events = self._server_events()
+        self._listeners_stale = events.wait(IDLE_POLL_SECONDS)
+        if not events.alive:  # the server went: no busy loop while it is away
+            self._stop.wait(RETRY_SECONDS)
 
     def _pulse_check_due(self, now: float) -> bool:
         """Whether to look at the server's sources now: on an event, or every few seconds regardless."""
@@ -499,6 +591,7 @@ class Service:
                 output_device = virtual_mic.SINK_NAME
                 factory = functools.partial(PulseDuplexStream, device=(source, virtual_mic.SINK_NAME))
                 inline = PulseDuplexStream.processes_inline
+                self.virtual_mic.wake()
             else:
                 with self._restart_if_orphaned():
                     rescan()  # a device or server may have come (back)
@@ -512,6 +605,8 @@ class Service:
             processor = build_processor(model, settings, rate, devices=(input_device, output_device),
                                         stream_factory=factory, inline=inline)
             processor.start()
+            if isinstance(self.virtual_mic, virtual_mic.JackPorts):  # programs connect; never the speakers
+                jack_graph.disconnect_outputs(virtual_mic.SOURCE_NAME)
         except (QuietmicError, sd.PortAudioError, ValueError) as exc:
             self._set_state("waiting for the input device", str(exc))
             return False

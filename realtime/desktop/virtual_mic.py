@@ -5,10 +5,14 @@ PulseAudio and PipeWire (through pipewire-pulse) get the same setup, made with
 into, and a remapped source ``quietmic`` (description "quietmic") of that sink's
 monitor. Programs list the source as an ordinary microphone, even ones that hide
 monitor sources, and see it appear and disappear while they run (no restart).
-While it exists, quietmic records the sink's monitor in 10 ms blocks and discards
-them (:class:`~realtime.live.pulse_stream.MonitorClock`): that keeps the null sink
-rendering every 10 ms, so quietmic's stream into it starts at once after a
-reconnect instead of waiting for a sink that sleeps up to 2 s.
+While a program records from it, quietmic records the sink's monitor in 10 ms blocks
+and discards them (:class:`~realtime.live.pulse_stream.MonitorClock`): that keeps the
+null sink rendering every 10 ms, so quietmic's stream into it starts at once after a
+reconnect instead of waiting for a sink that sleeps up to 2 s. While nobody records
+from it (:func:`recording_streams`), the service stops that clock and its own streams
+(:meth:`PulseVirtualMic.sleep`), and the server suspends the idle sink. The sink is
+described as "quietmic internal feed (not a speaker)": it is listed among the outputs,
+and a program that plays into it would send its sound into the call.
 Both modules are unloaded on stop; modules left by a process that was killed are
 found by their names and removed before new ones are made.
 
@@ -33,7 +37,8 @@ log = logging.getLogger(__name__)
 SINK_NAME = "quietmic_output"
 SOURCE_NAME = "quietmic"
 SOURCE_DESCRIPTION = "quietmic"
-SINK_DESCRIPTION = "quietmic-output"
+SINK_DESCRIPTION = "quietmic internal feed (not a speaker)"
+"""What output lists show for the sink quietmic plays into: no program should choose it as a speaker."""
 MONO = ("channels=1", "channel_map=mono")
 """The sink and the source are mono, as quietmic's output is: a stereo pair would be mixed down
 by whoever records it, and PipeWire sums the two channels (+3 dB) where PulseAudio averages them."""
@@ -79,6 +84,24 @@ def sources() -> list[str]:
     return [line.split("\t")[1] for line in _pactl("list", "short", "sources").stdout.splitlines() if "\t" in line]
 
 
+def recording_streams(source: str = SOURCE_NAME) -> int | None:
+    """How many streams record from ``source`` (quietmic's virtual microphone); None when no server answers.
+
+    A level meter (pavucontrol's, a desktop's mic indicator) counts as a stream: it records too.
+    """
+    listing = _pactl("list", "short", "sources")
+    if listing.returncode != 0:
+        return None
+    index = next((fields[0] for fields in (line.split("\t") for line in listing.stdout.splitlines())
+                  if len(fields) > 1 and fields[1] == source), None)
+    if index is None:
+        return 0
+    outputs = _pactl("list", "short", "source-outputs")
+    if outputs.returncode != 0:
+        return None
+    return sum(1 for line in outputs.stdout.splitlines() if line.split("\t")[1:2] == [index])
+
+
 MONITOR_SUFFIX = ".monitor"
 """PulseAudio (and pipewire-pulse) name a sink's monitor source ``<sink>.monitor``."""
 
@@ -89,7 +112,8 @@ def is_monitor(source: str) -> bool:
 
 
 class ServerEvents:
-    """Watches ``pactl subscribe`` in a thread; :meth:`changed` says whether a source or the server changed.
+    """Watches ``pactl subscribe`` in a thread; :meth:`changed` says whether a source, a recording
+    stream (source-output) or the server changed.
 
     Reacting to events (a microphone removed or added, the default changed) takes
     milliseconds where polling would take a second, and costs nothing while idle.
@@ -112,7 +136,7 @@ class ServerEvents:
     def _read(self) -> None:
         assert self._process is not None and self._process.stdout is not None
         for line in self._process.stdout:
-            if " on source " in line or " on server" in line:
+            if " on source " in line or " on source-output " in line or " on server" in line:
                 self._changed.set()
         self._changed.set()  # the server went away (or pactl ended): look
 
@@ -172,7 +196,7 @@ class PulseVirtualMic:
         self.modules = []  # ids of a server that has gone mean nothing now
         sink = _pactl(
             "load-module", "module-null-sink", f"sink_name={SINK_NAME}", f"rate={self.rate}", *MONO,
-            f"sink_properties=device.description={SINK_DESCRIPTION}",
+            f"sink_properties='device.description=\"{SINK_DESCRIPTION}\"'",  # quoted: the description has spaces
         )
         if sink.returncode != 0:
             raise DeviceError(f"cannot create the quietmic output sink: {sink.stderr.strip() or sink.stdout.strip()}")
@@ -185,16 +209,23 @@ class PulseVirtualMic:
             self.remove()
             raise DeviceError(f"cannot create the quietmic source: {source.stderr.strip() or source.stdout.strip()}")
         self.modules.append(source.stdout.strip())
+        log.info("virtual microphone %r ready on %s (modules %s)", SOURCE_NAME, pulse_server_name(), self.modules)
+
+    def wake(self) -> None:
+        """Keep the sink rendering in short periods while quietmic streams into it (see the module docstring)."""
         if self.clock is None:  # after a server restart the running one reconnects by itself
             self.clock = MonitorClock(SINK_NAME + MONITOR_SUFFIX, self.rate, self.clock_block)
             self.clock.start()
-        log.info("virtual microphone %r ready on %s (modules %s)", SOURCE_NAME, pulse_server_name(), self.modules)
 
-    def remove(self) -> None:
-        """Stop the sink's clock and unload the modules this object loaded (newest first)."""
+    def sleep(self) -> None:
+        """Stop the sink's clock: nobody records from the virtual microphone, so the server may suspend it."""
         if self.clock is not None:
             self.clock.stop()
             self.clock = None
+
+    def remove(self) -> None:
+        """Stop the sink's clock and unload the modules this object loaded (newest first)."""
+        self.sleep()
         for module in reversed(self.modules):
             _pactl("unload-module", module)
         self.modules.clear()

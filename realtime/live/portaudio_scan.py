@@ -89,9 +89,24 @@ class _Libjack:
         self.free = library.jack_free
         self.free.restype = None
         self.free.argtypes = [ctypes.c_void_p]
+        # The graph (realtime.live.jack_graph): port names are returned as NULL-terminated arrays
+        # that the caller frees with jack_free.
+        self.get_ports = library.jack_get_ports
+        self.get_ports.restype = ctypes.POINTER(ctypes.c_char_p)
+        self.get_ports.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong]
+        self.port_by_name = library.jack_port_by_name
+        self.port_by_name.restype = ctypes.c_void_p
+        self.port_by_name.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        self.port_connections = library.jack_port_get_all_connections
+        self.port_connections.restype = ctypes.POINTER(ctypes.c_char_p)
+        self.port_connections.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        self.disconnect = library.jack_disconnect
+        self.disconnect.restype = ctypes.c_int
+        self.disconnect.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p]
 
 
-def _load_libjack() -> _Libjack | None:
+def load_libjack() -> _Libjack | None:
+    """libjack's functions that quietmic uses, or None where libjack is missing or lacks them."""
     name = ctypes.util.find_library("jack")
     if name is None:
         return None
@@ -160,7 +175,7 @@ def _watch_new_state(sd: ModuleType) -> None:
     if not _guard.jack_attached:
         return
     if not _guard.libjack_loaded:
-        _guard.libjack, _guard.libjack_loaded = _load_libjack(), True
+        _guard.libjack, _guard.libjack_loaded = load_libjack(), True
     if _guard.libjack is not None:
         watch = JackWatch(_guard.libjack)
         _guard.watch = watch if watch.opened else None
