@@ -131,6 +131,11 @@ class PipeWireServer(PulseServer):
             self.stop()
             raise
 
+    def server_pids(self) -> list[int]:
+        """PipeWire, WirePlumber and pipewire-pulse (not the session bus)."""
+        return [process.pid for name, process in self._processes.items()
+                if name != "dbus-daemon" and process.poll() is None]
+
     def _write_config(self) -> None:
         """Configuration: no hardware monitors in WirePlumber, the graph clocked at :attr:`rate`, no autospawn."""
         files = {

@@ -11,8 +11,12 @@ microphone itself and subtract).
 
 from __future__ import annotations
 
+import contextlib
+import os
+import subprocess
 import threading
 import time
+from typing import Iterator
 
 import numpy as np
 
@@ -109,3 +113,21 @@ def windowed_correlations(reference: np.ndarray, recorded: np.ndarray, lag: int,
         _, correlation = lag_and_correlation(piece, stretch, len(stretch) - window)
         scores.append(correlation)
     return np.array(scores)
+
+
+LISTENER_LATENCY_MS = 20
+"""Buffer a :func:`listening` client asks for, like a call program's."""
+
+
+@contextlib.contextmanager
+def listening(source: str, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """A program (``parec``) recording ``source`` for as long as the block runs, its audio discarded:
+    what makes quietmic's service stream into its virtual microphone."""
+    recorder = subprocess.Popen(["parec", "-d", source, f"--latency-msec={LISTENER_LATENCY_MS}"],
+                                env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    try:
+        yield recorder
+    finally:
+        recorder.terminate()
+        recorder.wait(timeout=START_TIMEOUT_SECONDS)

@@ -93,6 +93,10 @@ class PulseServer:
         self.plug_mic()
         self.pactl("set-default-sink", SPEAKERS)
 
+    def server_pids(self) -> list[int]:
+        """The server's own processes (not the test microphone's clock): whose CPU is the server's load."""
+        return [self._process.pid] if self._process is not None and self._process.poll() is None else []
+
     def _clock_mic(self) -> None:
         """Record the microphone's input sink in 10 ms blocks, for good, as a sound card's clock would.
 

@@ -1,6 +1,6 @@
 """The background process measured on a private PulseAudio server: delay, reconnect time, CPU, drift.
 
-    python -m benchmarks.virtual_mic [--model F] [--minutes 5] [--json OUT]
+    python -m benchmarks.virtual_mic [--model F] [--minutes 5] [--idle-seconds 60] [--servers pulseaudio,pipewire] [--json OUT]
 
 Starts a private PulseAudio server with a test microphone
 (:mod:`benchmarks.pulse_server`), runs ``quietmic start --backend pulse`` on it
@@ -15,15 +15,27 @@ into the test microphone and records a source in the same stream:
   plugged back; the time until quietmic streams again, and until audio flows
   through the virtual microphone again;
 * **CPU use** of the background process over the drift run (its own figure in
-  ``quietmic status``), and its xruns.
+  ``quietmic status``), and its xruns;
+* **idle cost**: with nobody recording from "quietmic", the CPU of the service and
+  what it adds to the server's (the server's CPU measured before quietmic started
+  is subtracted), each averaged over ``--idle-seconds``, and whether the microphone
+  is released (no quietmic stream records it);
+* **resume**: a program (``parec``) is launched to record "quietmic" while a vowel
+  plays into the microphone; the milliseconds until its first sound arrives (wall
+  clock, its own start-up included), and how much silence its recording starts with.
+
+``--servers pulseaudio,pipewire`` runs it all on each server (default: both that
+are installed); the JSON has one object per server.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -35,7 +47,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from benchmarks.live_delay import delay_by_correlation, voiced_burst
-from benchmarks.pulse_probe import PROBE_PLAYBACK_BLOCKS, WARMUP_SECONDS, play_and_record
+from benchmarks.pipewire_server import PipeWireServer
+from benchmarks.pulse_probe import PROBE_PLAYBACK_BLOCKS, WARMUP_SECONDS, listening, play_and_record
 from benchmarks.pulse_server import MIC_SINK, MIC_SOURCE, PulseServer
 from realtime.desktop.virtual_mic import SOURCE_NAME
 
@@ -161,20 +174,140 @@ def measure_replug(server: PulseServer, quietmic: Quietmic, through: list[int]) 
     return reconnect_s, (first_played - plug_index + PROBE_PLAYBACK_BLOCKS * BLOCK) / RATE
 
 
-def measure(model: str | None, minutes: float, workdir: Path) -> dict[str, Any]:
-    """Run every measurement on a fresh private server; the figures."""
-    server = PulseServer(workdir / "run", rate=RATE)
+SERVERS = {"pulseaudio": (PulseServer, "pulseaudio"), "pipewire": (PipeWireServer, "pipewire-pulse")}
+"""Server kind -> (private server class, the program that must be installed)."""
+IDLE_LIMIT_SECONDS = 10.0
+"""Most time for the service to go idle once nobody records (it waits 2 s, then closes its streams)."""
+RESUME_PROBE_SECONDS = 3.0
+"""How long the resume probe records."""
+RESUME_LEAD_SECONDS = 0.5
+"""The vowel plays this long into the microphone before the probe starts recording."""
+RESUME_TRIES = 5
+"""Wake-ups measured; ``resume_ms`` is their median (None if any brought no sound)."""
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of ``pids`` so far (from /proc; a process that has gone counts 0)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def cpu_percent(pids: list[int], seconds: float) -> float:
+    """CPU of ``pids`` over the next ``seconds``, in % of one core."""
+    before = _cpu_seconds(pids)
+    time.sleep(seconds)
+    return 100.0 * (_cpu_seconds(pids) - before) / seconds
+
+
+def mic_streams(server: PulseServer) -> int:
+    """Streams recording the test microphone (quietmic's, while it streams)."""
+    index = next((line.split("\t")[0] for line in server.pactl("list", "short", "sources").splitlines()
+                  if line.split("\t")[1:2] == [MIC_SOURCE]), None)
+    return sum(1 for line in server.pactl("list", "short", "source-outputs").splitlines()
+               if index is not None and line.split("\t")[1:2] == [index])
+
+
+def _feed(player: subprocess.Popen[bytes], signal: np.ndarray) -> None:
+    """Write ``signal`` to a ``pacat`` player's stdin (it blocks at the pace of playback; ends when killed)."""
+    try:
+        assert player.stdin is not None
+        player.stdin.write(signal.tobytes())
+        player.stdin.close()
+    except (BrokenPipeError, ValueError, OSError):
+        pass
+
+
+def measure_resume(env: dict[str, str]) -> tuple[float | None, float | None]:
+    """A program starts recording "quietmic" (the service idle, a vowel playing into the microphone).
+
+    Returns (milliseconds from the program's launch until its first sound arrives, wall clock, the
+    program's own start-up included; milliseconds of silence at the start of its recording, on the
+    recording's clock), None where no sound came within :data:`RESUME_PROBE_SECONDS`.
+    """
+    vowel = voiced_burst(RATE, seconds=RESUME_LEAD_SECONDS + RESUME_PROBE_SECONDS + 1.0)
+    full_env = {**os.environ, **env}
+    raw = ["--raw", "--format=float32le", f"--rate={RATE}", "--channels=1", "--latency-msec=10"]
+    player = subprocess.Popen(["pacat", "-d", MIC_SINK, *raw], stdin=subprocess.PIPE, env=full_env,
+                              stderr=subprocess.DEVNULL)
+    feeder = threading.Thread(target=lambda: _feed(player, vowel), daemon=True)  # pacat takes it in real time
+    feeder.start()
+    chunk = BLOCK * 4  # bytes of one 10 ms block of float32 samples
+    arrivals: list[tuple[float, bytes]] = []
+    try:
+        time.sleep(RESUME_LEAD_SECONDS)
+        launched = time.monotonic()
+        recorder = subprocess.Popen(["parec", "-d", SOURCE_NAME, *raw], stdout=subprocess.PIPE, env=full_env,
+                                    stderr=subprocess.DEVNULL, bufsize=0)
+        assert recorder.stdout is not None
+        while time.monotonic() - launched < RESUME_PROBE_SECONDS:
+            data = recorder.stdout.read(chunk)
+            if not data:
+                break
+            arrivals.append((time.monotonic() - launched, data))
+        recorder.terminate()
+        recorder.wait()
+    finally:
+        player.kill()
+        player.wait()
+    position = 0
+    for arrived, data in arrivals:
+        samples = np.frombuffer(data[: len(data) // 4 * 4], dtype=np.float32)
+        loud = np.flatnonzero(np.abs(samples) > REPLUG_SOUND_LEVEL)
+        if len(loud):
+            return 1000.0 * arrived, 1000.0 * (position + loud[0]) / RATE
+        position += len(samples)
+    return None, None
+
+
+def measure_idle(server: PulseServer, quietmic: Quietmic, pid: int, seconds: float) -> dict[str, Any]:
+    """With nobody recording "quietmic": the service's CPU, what it adds to the server's, whether the mic is free."""
+    quietmic.wait_for("idle", IDLE_LIMIT_SECONDS)
+    time.sleep(1.0)  # the last stream's teardown
+    server_pids = server.server_pids()
+    before = _cpu_seconds([pid]), _cpu_seconds(server_pids)
+    time.sleep(seconds)
+    service_cpu = 100.0 * (_cpu_seconds([pid]) - before[0]) / seconds
+    server_cpu = 100.0 * (_cpu_seconds(server_pids) - before[1]) / seconds
+    return {"idle_cpu_percent": service_cpu, "server_cpu_percent_with_quietmic_idle": server_cpu,
+            "mic_streams_while_idle": mic_streams(server), "state_while_idle": quietmic.status()["state"]}
+
+
+def measure(model: str | None, minutes: float, workdir: Path, server_kind: str = "pulseaudio",
+            idle_seconds: float = 60.0) -> dict[str, Any]:
+    """Run every measurement on a fresh private server of ``server_kind``; the figures."""
+    server = SERVERS[server_kind][0](workdir / "run", rate=RATE)
     server.start()
     env = {**server.env, "XDG_STATE_HOME": str(workdir / "state"), "XDG_CONFIG_HOME": str(workdir / "config")}
     os.environ.update(env)  # the probe's libpulse connects to this server
     quietmic = Quietmic(env)
+    listener = contextlib.ExitStack()
     try:
+        server_alone = cpu_percent(server.server_pids(), idle_seconds) if idle_seconds else None
         # Told which microphone to use, quietmic waits for it while it is unplugged (following the default, it
         # would switch to the built-in one and back).
         started = quietmic("start", "--backend", "pulse", "--input-device", MIC_SOURCE,
                            *(["--model", model] if model else []))
         if started.returncode != 0:
             raise RuntimeError(f"quietmic start failed: {started.stderr}")
+        pid = quietmic.status()["pid"]
+        idle = measure_idle(server, quietmic, pid, idle_seconds) if idle_seconds else {}
+        if idle:
+            idle["server_idle_cpu_percent"] = idle["server_cpu_percent_with_quietmic_idle"] - server_alone
+            idle["server_cpu_percent_without_quietmic"] = server_alone
+        resumes = []
+        for _ in range(RESUME_TRIES):  # the first wake-up after the start, then more: the figure varies
+            quietmic.wait_for("idle", IDLE_LIMIT_SECONDS)
+            resumes.append(measure_resume(env))
+        arrived = [r[0] for r in resumes if r[0] is not None]
+        resume_ms = float(np.median(arrived)) if len(arrived) == len(resumes) else None
+        listener.enter_context(listening(SOURCE_NAME, env))  # a program records "quietmic": the service streams
+        quietmic.wait_for("running", RECONNECT_LIMIT_SECONDS)
         short = burst_train(5)
         direct = [lag for lag in burst_lags(short, play_and_record(short, MIC_SOURCE, MIC_SINK)) if lag is not None]
         through = [lag for lag in burst_lags(short, play_and_record(short, SOURCE_NAME, MIC_SINK)) if lag is not None]
@@ -193,6 +326,7 @@ def measure(model: str | None, minutes: float, workdir: Path) -> dict[str, Any]:
         found = [lag for lag in lags if lag is not None]
         series_ms = [None if lag is None else 1000.0 * lag / RATE for lag in lags]
         return {
+            "server_kind": server_kind,
             "delay_ms": delay_ms,
             "direct_round_trip_ms": 1000.0 * float(np.median(direct)) / RATE if direct else None,
             "through_round_trip_ms": 1000.0 * float(np.median(through)) / RATE if through else None,
@@ -207,11 +341,19 @@ def measure(model: str | None, minutes: float, workdir: Path) -> dict[str, Any]:
             "cpu_percent_average": after["cpu_percent_average"],
             "cpu_percent_now": after["cpu_percent"],
             "xruns_during_drift": after["xruns"] - before["xruns"],
+            "xruns": after["xruns"],
+            "resume_ms": resume_ms,
+            "resume_ms_each": [r[0] for r in resumes],
+            "resume_silence_in_recording_ms_each": [r[1] for r in resumes],
+            "resume_before_first_sound": "silence",
+            "idle_seconds": idle_seconds,
+            **idle,
             "counters": after["counters"],
             "server": after.get("virtual_microphone"),
             "model": after["model"],
         }
     finally:
+        listener.close()
         quietmic("stop")
         server.stop()
 
@@ -220,29 +362,55 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="model file (default: the installed model)")
     parser.add_argument("--minutes", type=float, default=5.0, help="length of the drift run")
+    parser.add_argument("--idle-seconds", type=float, default=60.0,
+                        help="length of each idle-CPU measurement (0: skip them)")
+    parser.add_argument("--servers", default="pulseaudio,pipewire",
+                        help="comma-separated: pulseaudio, pipewire (those not installed are skipped)")
     parser.add_argument("--json", metavar="OUT", help="JSON output (default: benchmarks/results/virtual_mic.json)")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="qm-vm-") as tmp:
-        result = measure(args.model, args.minutes, Path(tmp))
-    result["date"] = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    kinds = [k.strip() for k in args.servers.split(",") if k.strip()]
+    unknown = [k for k in kinds if k not in SERVERS]
+    if unknown:
+        parser.error(f"unknown server {', '.join(unknown)}; choose from {', '.join(SERVERS)}")
+    results: dict[str, Any] = {}
+    for kind in kinds:
+        if shutil.which(SERVERS[kind][1]) is None:
+            print(f"{kind}: {SERVERS[kind][1]} is not installed; skipped", file=sys.stderr)
+            continue
+        with tempfile.TemporaryDirectory(prefix="qm-vm-") as tmp:
+            results[kind] = measure(args.model, args.minutes, Path(tmp), kind, args.idle_seconds)
+    results["date"] = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     out = Path(args.json) if args.json else DEFAULT_OUT / "virtual_mic.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    out.write_text(json.dumps(results, indent=2) + "\n")
 
     def fmt(value: Any, unit: str, digits: int = 1) -> str:
         return "-" if value is None else f"{value:.{digits}f} {unit}"
 
-    print(f"quietmic background process on PulseAudio ({result['model']['name']}, {result['model']['quantization']})")
-    print(f"delay through the virtual microphone  {fmt(result['delay_ms'], 'ms')}  (stated by quietmic: "
-          f"{fmt(result['stated_latency_ms'], 'ms')}; probe round trip direct {fmt(result['direct_round_trip_ms'], 'ms')}, "
-          f"through quietmic {fmt(result['through_round_trip_ms'], 'ms')})")
-    print(f"reconnect after the microphone came back  {fmt(result['reconnect_seconds'], 's', 2)} "
-          f"(audio through the virtual microphone again after {fmt(result['audio_back_seconds'], 's', 2)})")
-    print(f"drift over {result['drift_minutes']:g} min  {fmt(result['drift_ms'], 'ms', 2)} max - min, "
-          f"creep {fmt(result['creep_ms'], 'ms', 2)} (last fifth - first fifth) "
-          f"({len(result['drift_series_ms'])} bursts, {result['bursts_lost']} lost)")
-    print(f"CPU of the background process  {fmt(result['cpu_percent_average'], '% of one core')} average; "
-          f"xruns during the drift run {result['xruns_during_drift']}")
+    for kind in kinds:
+        result = results.get(kind)
+        if result is None:
+            continue
+        print(f"quietmic background process on {kind} ({result['model']['name']}, {result['model']['quantization']})")
+        print(f"  delay through the virtual microphone  {fmt(result['delay_ms'], 'ms')}  (stated by quietmic: "
+              f"{fmt(result['stated_latency_ms'], 'ms')}; probe round trip direct "
+              f"{fmt(result['direct_round_trip_ms'], 'ms')}, through quietmic {fmt(result['through_round_trip_ms'], 'ms')})")
+        if result.get("idle_seconds"):
+            print(f"  idle (nobody records quietmic, {result['idle_seconds']:g} s): service "
+                  f"{fmt(result['idle_cpu_percent'], '% of one core', 2)}, added to the server "
+                  f"{fmt(result['server_idle_cpu_percent'], '%', 2)} (server alone "
+                  f"{fmt(result['server_cpu_percent_without_quietmic'], '%', 2)}); streams on the microphone: "
+                  f"{result['mic_streams_while_idle']}")
+        each = ", ".join(fmt(v, "", 0).strip() for v in result["resume_ms_each"])
+        print(f"  resume: first sound {fmt(result['resume_ms'], 'ms', 0)} (median; each: {each} ms) after a program "
+              "is launched to record quietmic (its start-up included; silence before it)")
+        print(f"  reconnect after the microphone came back  {fmt(result['reconnect_seconds'], 's', 2)} "
+              f"(audio through the virtual microphone again after {fmt(result['audio_back_seconds'], 's', 2)})")
+        print(f"  drift over {result['drift_minutes']:g} min  {fmt(result['drift_ms'], 'ms', 2)} max - min, "
+              f"creep {fmt(result['creep_ms'], 'ms', 2)} (last fifth - first fifth) "
+              f"({len(result['drift_series_ms'])} bursts, {result['bursts_lost']} lost)")
+        print(f"  CPU while streaming  {fmt(result['cpu_percent_average'], '% of one core')} average; "
+              f"xruns during the drift run {result['xruns_during_drift']}")
     print(f"wrote {out}")
     return 0
 

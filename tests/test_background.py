@@ -149,6 +149,11 @@ def test_background_service_on_jack(reference_model, xdg: dict[str, str], tmp_pa
         assert status["virtual_microphone"].startswith("JACK ports quietmic:")
         ports = subprocess.run(["jack_lsp"], capture_output=True, text=True, env={**os.environ, **env}).stdout
         assert "quietmic:out_0" in ports
+        # The virtual microphone's ports: programs connect to them; the microphone never reaches the speakers.
+        connections = subprocess.run(["jack_lsp", "-c"], capture_output=True, text=True,
+                                     env={**os.environ, **env}).stdout
+        outputs = connections.split("quietmic:out_0", 1)[1].split("\nquietmic:", 1)[0]
+        assert "playback" not in outputs, connections
         assert _quietmic("set", "atten_lim_db", "12", env=env).returncode == 0
         assert json.loads(_quietmic("status", "--json", env=env).stdout)["atten_lim_db"] == 12.0
         bad = _quietmic("set", "atten_lim_db", "loud", env=env)

@@ -247,6 +247,8 @@ class Service:
         self._listeners_counted = 0.0
         self._listeners_stale = True
         self._unheard_since: float | None = None
+        self._waking = False
+        """The stream opens because a program started recording after an idle spell."""
         if carried:
             self.started_at = time.monotonic() - float(carried.get("uptime_seconds", 0.0))
             self.reconnects = int(carried.get("reconnects", 0))
@@ -265,6 +267,9 @@ class Service:
 
     def request_stop(self) -> None:
         self._stop.set()
+        events = self._events
+        if events is not None:
+            events.poke()  # an idle service sleeps on the server's events
 
     @property
     def stopping(self) -> bool:
@@ -424,6 +429,7 @@ class Service:
             if self.processor is None:
                 if self._pulse() and self._count_listeners(now) == 0:
                     self._idle()
+                    self._waking = True
                     continue
                 if self._open_stream():
                     callbacks, last_progress = -1, time.monotonic()
@@ -479,8 +485,10 @@ class Service:
         """Streams recording from the virtual microphone: counted again after a server event or every
         :data:`IDLE_POLL_SECONDS`, else as last counted. None when the server does not answer."""
         if self._listeners_stale or now - self._listeners_counted >= IDLE_POLL_SECONDS:
-            self._listeners = virtual_mic.recording_streams()
+            assert isinstance(self.virtual_mic, virtual_mic.PulseVirtualMic)
+            self._listeners = self.virtual_mic.recording_streams()
             self._listeners_counted, self._listeners_stale = now, False
+            log.debug("%s stream(s) record from the virtual microphone", self._listeners)
             if self._listeners:
                 self._unheard_since = None
         return self._listeners
@@ -491,6 +499,7 @@ class Service:
         try:
             if not self.virtual_mic.exists():
                 self.virtual_mic.create()  # a restarted server forgot it
+                self.stream.since = time.monotonic()  # idle again since now, on the new server
         except QuietmicError as exc:
             self._set_state("waiting for the audio server", str(exc))
             self._stop.wait(RETRY_SECONDS)
@@ -582,9 +591,13 @@ class Service:
             factory, inline = None, False
             if self._pulse():
                 assert isinstance(self.virtual_mic, virtual_mic.PulseVirtualMic)
-                if not self.virtual_mic.exists():
+                # Woken by a program that records from the virtual microphone (so it exists), the service
+                # opens the microphone it used last at once; the supervision loop follows a change of the
+                # default within a few seconds. Each pactl call costs tens of ms on a busy machine.
+                waking, self._waking = self._waking and self._input_source is not None, False
+                if not waking and not self.virtual_mic.exists():
                     self.virtual_mic.create()  # a restarted server forgot it
-                source = self._choose_source()
+                source = self._input_source if waking else self._choose_source()
                 if source is None:
                     raise DeviceError("no microphone (PulseAudio source) found")
                 self._input_source = input_device = source

@@ -9,8 +9,9 @@ While a program records from it, quietmic records the sink's monitor in 10 ms bl
 and discards them (:class:`~realtime.live.pulse_stream.MonitorClock`): that keeps the
 null sink rendering every 10 ms, so quietmic's stream into it starts at once after a
 reconnect instead of waiting for a sink that sleeps up to 2 s. While nobody records
-from it (:func:`recording_streams`), the service stops that clock and its own streams
-(:meth:`PulseVirtualMic.sleep`), and the server suspends the idle sink. The sink is
+from it, the service stops that clock and its own streams
+(:meth:`PulseVirtualMic.sleep`), and the server suspends the idle sink. Those streams are
+counted (:meth:`PulseVirtualMic.recording_streams`) on the server's events. The sink is
 described as "quietmic internal feed (not a speaker)": it is listed among the outputs,
 and a program that plays into it would send its sound into the call.
 Both modules are unloaded on stop; modules left by a process that was killed are
@@ -84,18 +85,18 @@ def sources() -> list[str]:
     return [line.split("\t")[1] for line in _pactl("list", "short", "sources").stdout.splitlines() if "\t" in line]
 
 
-def recording_streams(source: str = SOURCE_NAME) -> int | None:
-    """How many streams record from ``source`` (quietmic's virtual microphone); None when no server answers.
+def source_index(source: str = SOURCE_NAME) -> str | None:
+    """The server's index of ``source`` (None: no such source, or no server)."""
+    listing = _pactl("list", "short", "sources")
+    return next((fields[0] for fields in (line.split("\t") for line in listing.stdout.splitlines())
+                 if len(fields) > 1 and fields[1] == source), None)
+
+
+def streams_recording(index: str) -> int | None:
+    """How many streams record from the source of server index ``index``; None when no server answers.
 
     A level meter (pavucontrol's, a desktop's mic indicator) counts as a stream: it records too.
     """
-    listing = _pactl("list", "short", "sources")
-    if listing.returncode != 0:
-        return None
-    index = next((fields[0] for fields in (line.split("\t") for line in listing.stdout.splitlines())
-                  if len(fields) > 1 and fields[1] == source), None)
-    if index is None:
-        return 0
     outputs = _pactl("list", "short", "source-outputs")
     if outputs.returncode != 0:
         return None
@@ -120,7 +121,11 @@ class ServerEvents:
     """
 
     def __init__(self) -> None:
-        self._changed = threading.Event()
+        self._events = threading.Condition()
+        self._count = 0
+        """Events so far (each line of pactl's, a poke, the watcher's end)."""
+        self._seen = 0
+        """Events that :meth:`wait` or :meth:`changed` have reported (the rest are news)."""
         self._process: subprocess.Popen[str] | None = None
         self._thread: threading.Thread | None = None
 
@@ -137,25 +142,32 @@ class ServerEvents:
         assert self._process is not None and self._process.stdout is not None
         for line in self._process.stdout:
             if " on source " in line or " on source-output " in line or " on server" in line:
-                self._changed.set()
-        self._changed.set()  # the server went away (or pactl ended): look
+                self.poke()
+        self.poke()  # the server went away (or pactl ended): look
 
     @property
     def alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
     def wait(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for a change; whether one came (it counts as seen)."""
-        came = self._changed.wait(timeout)
-        self._changed.clear()
+        """Wait up to ``timeout`` seconds for a change; whether one came (it counts as seen). Counted, not
+        flagged: an event that comes while the caller looks at the last one is news for the next wait."""
+        with self._events:
+            self._events.wait_for(lambda: self._count != self._seen, timeout)
+            came, self._seen = self._count != self._seen, self._count
         return came
+
+    def poke(self) -> None:
+        """Wake whoever waits in :meth:`wait` now (e.g. to stop)."""
+        with self._events:
+            self._count += 1
+            self._events.notify_all()
 
     def changed(self) -> bool:
         """Whether something changed since the last call."""
-        if self._changed.is_set():
-            self._changed.clear()
-            return True
-        return False
+        with self._events:
+            came, self._seen = self._count != self._seen, self._count
+        return came
 
     def stop(self) -> None:
         if self._process is not None:
@@ -190,6 +202,14 @@ class PulseVirtualMic:
 
     clock: MonitorClock | None = None
 
+    index: str | None = None
+    """The source's index on the server (what recording streams name), looked up when it is made."""
+
+    def recording_streams(self) -> int | None:
+        """How many streams record from the virtual microphone (one ``pactl`` call); None when no server answers.
+        After a server restart the index is stale and the count 0 until the service makes the source again."""
+        return streams_recording(self.index) if self.index is not None else 0
+
     def create(self) -> None:
         """Make the sink and the source (removing stale ones first); raises :class:`DeviceError`."""
         self.remove_stale()
@@ -209,10 +229,12 @@ class PulseVirtualMic:
             self.remove()
             raise DeviceError(f"cannot create the quietmic source: {source.stderr.strip() or source.stdout.strip()}")
         self.modules.append(source.stdout.strip())
+        self.index = source_index()
         log.info("virtual microphone %r ready on %s (modules %s)", SOURCE_NAME, pulse_server_name(), self.modules)
 
     def wake(self) -> None:
-        """Keep the sink rendering in short periods while quietmic streams into it (see the module docstring)."""
+        """Keep the sink rendering in short periods while quietmic streams into it (see the module docstring).
+        The clock connects beside the stream: waiting for it first made no difference to the resume time."""
         if self.clock is None:  # after a server restart the running one reconnects by itself
             self.clock = MonitorClock(SINK_NAME + MONITOR_SUFFIX, self.rate, self.clock_block)
             self.clock.start()
