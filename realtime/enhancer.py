@@ -173,8 +173,8 @@ class Enhancer:
     feed it blocks with :meth:`process` and end the stream with :meth:`flush`.
 
     Args:
-        model: a loaded model, the path of a ``.tflite`` model file, or the name of a bundled
-            model (``"default"``, ``"low-latency"``). None: the default model.
+        model: a loaded model, the path of a ``.tflite`` model file (or its bytes), or the name
+            of a bundled model (``"default"``, ``"low-latency"``). None: the default model.
         sample_rate: rate of the audio passed to :meth:`process`, in Hz. The STFT runs at this
             rate with the model's window and hop durations; rates at which they are not whole
             samples are refused (resample the audio first).
@@ -201,7 +201,7 @@ class Enhancer:
 
     def __init__(
         self,
-        model: MaskModel | str | Path | None = DEFAULT_MODEL_NAME,
+        model: MaskModel | str | Path | bytes | None = DEFAULT_MODEL_NAME,
         sample_rate: int | None = None,
         *,
         block_size: BlockSize = None,
@@ -213,7 +213,7 @@ class Enhancer:
         self._followers: list[Enhancer] = []
         """The Enhancers of channels 1 and up (channel 0 is this one)."""
         self.sample_rate = _checked_rate(model, sample_rate)
-        if not isinstance(model, (MaskModel, str, os.PathLike)) and model is not None:
+        if not isinstance(model, (MaskModel, str, os.PathLike, bytes)) and model is not None:
             raise TypeError(
                 f"model must be a MaskModel, a .tflite path or a bundled model's name, not {type(model).__name__}"
             )

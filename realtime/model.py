@@ -211,7 +211,8 @@ class MaskModel:
                 f"not {type(model).__name__}"
             )
         self.source: str = source
-        self._bytes = ModelBytes(data, source)
+        self._bytes = data
+        """The file's bytes, kept for :meth:`clone` (TensorFlow Lite holds on to them anyway)."""
         self._num_threads = num_threads
         self.metadata: ModelMetadata = load_metadata(data, source)
         self._interpreter = _load_interpreter(data, source, num_threads)
