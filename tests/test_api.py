@@ -213,6 +213,8 @@ def test_models_are_taken_by_name_path_or_object() -> None:
     model = MaskModel("low-latency")
     assert Enhancer(model, 48000).model is model
     assert Enhancer(str(DEFAULT_MODEL_PATH), 48000).model.metadata == default.model.metadata
+    assert Enhancer(DEFAULT_MODEL_PATH.read_bytes(), 48000).model.metadata == default.model.metadata
+    assert model.clone().metadata == model.metadata and model.clone() is not model
 
 
 def test_the_enhancer_has_the_apps_attenuation_limit() -> None:
