@@ -55,7 +55,7 @@ from benchmarks.report import fmt as _fmt
 from benchmarks.report import table
 from realtime.default_model import resolve_model_path
 from realtime.enhancer import Enhancer, hop_at_rate
-from realtime.files.file_mode import enhance_signal
+from realtime.arrays import enhance_signal
 from realtime.model import MaskModel
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"

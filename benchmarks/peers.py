@@ -113,7 +113,7 @@ class Quietmic(Peer):
         self.enhancer.reset()
 
     def process(self, signal_16k: np.ndarray) -> np.ndarray:
-        from realtime.files.file_mode import enhance_signal
+        from realtime.arrays import enhance_signal
 
         x = np.asarray(signal_16k, dtype=np.float32).reshape(-1)
         return enhance_signal(self.enhancer, x, self.block)

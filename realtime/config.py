@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 import yaml
 
+from realtime.default_model import DEFAULT_ATTEN_LIM_DB
 from realtime.errors import ConfigError
 from realtime.messages import one_line, short_repr
 from realtime.nesting import bracket_depth
@@ -65,11 +66,6 @@ bypass: false
 # Log verbosity: debug, info, warning or error.
 log_level: info
 """
-
-
-DEFAULT_ATTEN_LIM_DB = 35.0
-"""Default attenuation limit, in dB: the best PESQ-WB on the corpus's validation mixtures for the
-default model at no cost in SI-SDR (``python -m benchmarks.attenuation``, ``benchmarks/results/attenuation.json``)."""
 
 
 @dataclass(frozen=True)

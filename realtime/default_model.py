@@ -1,4 +1,9 @@
-"""Where quietmic finds its model: a file, one of the models bundled with the package, or the default."""
+"""Where quietmic finds its model (a file, one of the models bundled with the package, or the
+default), and the attenuation limit the default model is run with.
+
+This module imports nothing heavy: the settings (:mod:`realtime.config`) and the package's own
+import take their defaults from here without loading numpy or TensorFlow Lite.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +22,16 @@ BUNDLED_MODELS = {
 ``default`` (20 ms algorithmic latency, one 10 ms frame of lookahead) and ``low-latency``
 (causal, 10 ms). How each was trained and how they compare: the README."""
 
-DEFAULT_MODEL_PATH = MODELS_DIR / BUNDLED_MODELS["default"]
+DEFAULT_MODEL_NAME = "default"
+"""The bundled model used when none is given."""
+
+DEFAULT_MODEL_PATH = MODELS_DIR / BUNDLED_MODELS[DEFAULT_MODEL_NAME]
 """The model used when none is given."""
+
+DEFAULT_ATTEN_LIM_DB = 35.0
+"""Default attenuation limit, in dB, of the app and the library alike: the best PESQ-WB on the corpus's
+validation mixtures for the default model at no cost in SI-SDR (``python -m benchmarks.attenuation``,
+``benchmarks/results/attenuation.json``)."""
 
 NO_DEFAULT_MODEL_HELP = (
     "no default model is installed with this quietmic; make one with "

@@ -40,7 +40,7 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 from realtime.dsp import POWER_FLOOR
-from realtime.default_model import BUNDLED_MODELS
+from realtime.default_model import BUNDLED_MODELS, resolve_model_path
 from realtime.errors import ModelError
 from realtime.messages import one_line
 from realtime.metadata import CONVERT_HINT, CORRUPT_HINT, REEXPORT_HINT, ModelMetadata, load_metadata
@@ -191,7 +191,9 @@ class MaskModel:
     """A streaming mask model: features of one frame in, one mask out, states kept inside.
 
     Args:
-        model: path of a ``.tflite`` file, or its bytes (:class:`ModelBytes` remember their file).
+        model: path of a ``.tflite`` file, the name of a bundled model (``"default"``,
+            ``"low-latency"``: :data:`realtime.default_model.BUNDLED_MODELS`; a file of that name in
+            the working directory wins), or the file's bytes (:class:`ModelBytes` remember their file).
         num_threads: interpreter threads.
         source: how errors name the model; default: the path, else ``"model"``.
     """
@@ -200,9 +202,18 @@ class MaskModel:
         if isinstance(model, (bytes, bytearray)):
             data = bytes(model)
             source = source or getattr(model, "source", None) or "model"
+        elif isinstance(model, (str, os.PathLike)):
+            path = resolve_model_path(model)
+            source, data = source or str(path), read_model_bytes(path)
         else:
-            source, data = source or str(model), read_model_bytes(model)
+            raise TypeError(
+                f"a model is a .tflite path, a bundled model's name ({', '.join(BUNDLED_MODELS)}) or a file's bytes, "
+                f"not {type(model).__name__}"
+            )
         self.source: str = source
+        self._bytes = data
+        """The file's bytes, kept for :meth:`clone` (TensorFlow Lite holds on to them anyway)."""
+        self._num_threads = num_threads
         self.metadata: ModelMetadata = load_metadata(data, source)
         self._interpreter = _load_interpreter(data, source, num_threads)
         try:
@@ -362,6 +373,10 @@ class MaskModel:
     def step(self, features: np.ndarray, spectrum: np.ndarray | None = None) -> np.ndarray:
         """Run one frame and return only its mask (``mask_size`` float32); see :meth:`run`."""
         return self.run(features, spectrum).mask
+
+    def clone(self) -> MaskModel:
+        """A new, independent model from the same file (fresh states): one per channel of a stream."""
+        return MaskModel(self._bytes, num_threads=self._num_threads, source=self.source)
 
     def reset(self) -> None:
         """Clear the recurrent states (as at load time)."""

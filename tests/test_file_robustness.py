@@ -29,7 +29,7 @@ from realtime.cli import main
 from realtime.config import DEFAULT_ATTEN_LIM_DB
 from realtime.enhancer import Enhancer
 from realtime.errors import AudioFileError
-from realtime.files.file_mode import enhance_signal
+from realtime.arrays import enhance_signal
 from realtime.model import MaskModel
 
 RATE = 16_000

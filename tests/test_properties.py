@@ -20,7 +20,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from realtime import dsp
 from realtime.default_model import resolve_model_path
-from realtime.enhancer import Enhancer
+from realtime.enhancer import ANY_BLOCK_SIZE, Enhancer
 from realtime.errors import ModelError
 from realtime.ringbuffer import RingBuffer
 
@@ -356,8 +356,8 @@ def test_any_block_sequence_gives_the_one_big_block_output(
     output is the input delayed by ``latency``."""
     path = model_path(model_paths, kind)
     signal = make_signal(signal_kind, sum(sizes), amplitude, seed).astype(np.float32)
-    whole = Enhancer(path, rate).process(signal)
-    streaming = Enhancer(path, rate)
+    whole = Enhancer(path, rate, block_size=ANY_BLOCK_SIZE).process(signal)
+    streaming = Enhancer(path, rate, block_size=ANY_BLOCK_SIZE)
     pieces = run_blocks(streaming, signal, sizes)
     np.testing.assert_array_equal(pieces, whole)
 
@@ -418,7 +418,7 @@ def test_declared_block_size_accepts_any_multiple_of_the_granularity(
     whole = Enhancer(path, rate, block_size=block_size).process(signal)
     np.testing.assert_array_equal(pieces, whole)
 
-    any_size = Enhancer(path, rate).process(signal)  # block_size=None: granularity - 1 samples later
+    any_size = Enhancer(path, rate, block_size=ANY_BLOCK_SIZE).process(signal)  # "any": granularity - 1 samples later
     shift = granularity - 1
     np.testing.assert_array_equal(any_size[shift:], whole[: len(whole) - shift])
     assert not any_size[:shift].any()
@@ -457,11 +457,11 @@ def test_non_finite_samples_neither_escape_nor_depend_on_block_sizes(
     finite, and the output still does not depend on how the input was cut into blocks."""
     signal, sizes = case
     path = model_path(model_paths, "default")
-    streaming = Enhancer(path, rate)
+    streaming = Enhancer(path, rate, block_size=ANY_BLOCK_SIZE)
     pieces = run_blocks(streaming, signal, sizes)
     assert np.isfinite(pieces).all()
     assert streaming.model.states_finite()
-    np.testing.assert_array_equal(pieces, Enhancer(path, rate).process(signal))
+    np.testing.assert_array_equal(pieces, Enhancer(path, rate, block_size=ANY_BLOCK_SIZE).process(signal))
 
 
 # --- the ring buffer -----------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from test_live_logic import BLOCK, RATE, InlineStream, drive, inline_factory
 from realtime.config import Settings
 from realtime.default_model import resolve_model_path
 from realtime.cli import format_status
-from realtime.enhancer import MAX_SAMPLE_MAGNITUDE, MODEL_RETRY_SECONDS, Enhancer
+from realtime.enhancer import ANY_BLOCK_SIZE, MAX_SAMPLE_MAGNITUDE, MODEL_RETRY_SECONDS, Enhancer
 from realtime.live.processor import LiveProcessor
 from realtime.model import MaskModel
 from realtime.desktop.service import Service
@@ -116,9 +116,9 @@ def test_bad_samples_leave_no_trace_after_a_few_hops(model_and_rate: tuple[Path,
     bad = clean.copy()
     bad[first : last + 1] = np.resize(np.asarray(values, dtype=np.float64), last + 1 - first)
 
-    faulty = Enhancer(path, rate)
+    faulty = Enhancer(path, rate, block_size=ANY_BLOCK_SIZE)
     out = in_blocks(faulty, bad, [37, rate // 100, 1, 501])  # odd sizes: bad samples fall mid-hop
-    reference = Enhancer(path, rate)
+    reference = Enhancer(path, rate, block_size=ANY_BLOCK_SIZE)
     restart = first_clear_hop(last, reference) * reference.hop_length
     expected = np.concatenate([reference.process(clean[:restart]), _after_reset(reference, clean[restart:])])
 
@@ -150,8 +150,8 @@ def test_the_recovery_bound_is_tight(reference_model) -> None:
     first = last - window + 1
     bad = clean.copy()
     bad[first : last + 1] = np.nan
-    out = Enhancer(path, rate).process(bad)
-    reference = Enhancer(path, rate)
+    out = Enhancer(path, rate, block_size=ANY_BLOCK_SIZE).process(bad)
+    reference = Enhancer(path, rate, block_size=ANY_BLOCK_SIZE)
     restart = first_clear_hop(last, reference) * reference.hop_length
     expected = np.concatenate([reference.process(clean[:restart]), _after_reset(reference, clean[restart:])])
     recovered = last + 1 + reference.latency + RECOVERY_HOPS * reference.hop_length
@@ -168,9 +168,9 @@ def test_separate_faults_in_one_block_each_restart_the_model() -> None:
     bad = clean.copy()
     for index, value in faults:
         bad[index] = value
-    faulty = Enhancer(path, rate)
+    faulty = Enhancer(path, rate, block_size=ANY_BLOCK_SIZE)
     out = faulty.process(bad)
-    reference = Enhancer(path, rate)
+    reference = Enhancer(path, rate, block_size=ANY_BLOCK_SIZE)
     hop, latency = reference.hop_length, reference.latency
     restarts = [first_clear_hop(index, reference) * hop for index, _ in faults]
     pieces = [reference.process(clean[: restarts[0]])]

@@ -33,7 +33,7 @@ from benchmarks.pulse_server import BUILTIN_MIC_SOURCE, MIC_SINK, MIC_SOURCE, Pu
 from benchmarks.virtual_mic import Quietmic, mic_streams
 from realtime.config import DEFAULT_ATTEN_LIM_DB
 from realtime.enhancer import Enhancer
-from realtime.files.file_mode import enhance_signal
+from realtime.arrays import enhance_signal
 from realtime.desktop.virtual_mic import SOURCE_NAME
 
 RATE = 48000

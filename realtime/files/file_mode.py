@@ -79,25 +79,6 @@ class FileResult:
     """Damage in the input that was read around (truncation, unset sizes)."""
 
 
-def enhance_signal(enhancer: Enhancer, signal: np.ndarray, block_size: int) -> np.ndarray:
-    """Enhance a whole mono signal in blocks of ``block_size``; delay-compensated, same length.
-
-    The enhancer is reset first. The signal is followed by enough zeros to flush
-    the enhancer's delay, and the first ``enhancer.latency`` output samples are
-    dropped. (In-memory helper; :func:`enhance_file` streams.)
-    """
-    enhancer.reset()
-    latency = enhancer.latency
-    total = len(signal) + latency
-    total += (-total) % block_size
-    padded = np.zeros(total, dtype=np.float32)
-    padded[: len(signal)] = signal
-    out = np.empty(total, dtype=np.float32)
-    for start in range(0, total, block_size):
-        out[start : start + block_size] = enhancer.process(padded[start : start + block_size])
-    return out[latency : latency + len(signal)]
-
-
 # --- rates -----------------------------------------------------------------------------------
 
 
