@@ -183,14 +183,32 @@ def cmd_devices(_args: argparse.Namespace) -> int:
             f"{device['default_samplerate']:>7.0f}"
         )
     print("> default input, < default output")
+    _print_pulse_sources()
     return 0
+
+
+def _print_pulse_sources() -> None:
+    """The PulseAudio/PipeWire microphones by the names ``--input-device`` and ``set input_device`` take."""
+    from realtime.desktop import virtual_mic
+
+    if not virtual_mic.pulse_available():
+        return
+    default = virtual_mic.default_source()
+    names = [n for n in virtual_mic.sources() if n != virtual_mic.SOURCE_NAME and not virtual_mic.is_monitor(n)]
+    print(f"\nmicrophones on {virtual_mic.pulse_server_name()} (what 'quietmic start --input-device' and "
+          "'quietmic set input_device' take; a part of a name is enough):")
+    for name in names:
+        print(f"{'>' if name == default else ' '} {name}")
+    if not names:
+        print("  none")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from realtime.live.from_settings import build_processor, device_rate
-    from realtime.live.portaudio_scan import sounddevice
+    from realtime.live.portaudio_scan import name_jack_client, sounddevice
     from realtime.model import load_checked_model
 
+    name_jack_client("quietmic")  # before PortAudio initialises: JACK lists "quietmic", not "python3.C.<pid>"
     sounddevice()  # a JACK server that goes away while quietmic runs must not abort its exit
     settings = _settings(args)
     model = load_checked_model(resolve_model_path(settings.model))
@@ -336,6 +354,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(status, indent=2))
     else:
         print(format_status(status))
+    from realtime.desktop import autostart
+
+    problem = autostart.broken()
+    if problem:
+        print(f"quietmic: warning: {problem}", file=sys.stderr)
     return 0 if status["state"] != "stopped" else EXIT_NOT_RUNNING
 
 
@@ -350,10 +373,13 @@ def format_status(status: dict[str, Any]) -> str:
         ("state", status["state"] + (f" ({status['detail']})" if status.get("detail") else "")),
         ("pid", status["pid"]),
         ("uptime", f"{status['uptime_seconds']:.0f} s"),
-        ("virtual mic", status.get("virtual_microphone") or "none (playing to the output device)"),
-        ("input", status.get("input") or "default"),
+        ("virtual mic", status.get("virtual_microphone") or (
+            "not yet (it is made when an audio server answers)" if status["state"] == "waiting for the audio server"
+            else "none (--backend none: playing to the output device)")),
+        ("input", status.get("input") or "the default microphone"),
         ("model", f"{model['name']} ({model['quantization']}) {model['path']}"),
-        ("rate / block", f"{status['sample_rate']} Hz / {status['block_size']} samples"),
+        ("rate / block", "- (no stream open now)" if status.get("sample_rate") is None else
+         f"{status['sample_rate']} Hz / {status['block_size']} samples"),
         ("latency", "-" if status["latency_ms"] is None else f"{status['latency_ms']:.1f} ms"),
         ("denoising", "bypassed" if status["bypass"] else
          f"on, attenuation limit {'none' if status['atten_lim_db'] is None else str(status['atten_lim_db']) + ' dB'}"),

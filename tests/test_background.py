@@ -113,15 +113,46 @@ def test_set_values_are_parsed_and_validated() -> None:
         parse_setting("bypass", "maybe")
 
 
-def test_autostart_unit_is_written_and_removed(xdg: dict[str, str]) -> None:
+def _fake_systemctl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exit_status: int) -> None:
+    """A ``systemctl`` on PATH that answers every call with ``exit_status`` (a user manager that works, or not)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "systemctl"
+    fake.write_text(f"#!/bin/sh\necho 'Failed to connect to bus: No medium found' >&2\nexit {exit_status}\n"
+                    if exit_status else "#!/bin/sh\nexit 0\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+
+
+def test_autostart_with_systemd_writes_and_enables_the_unit(xdg: dict[str, str], tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_systemctl(tmp_path, monkeypatch, 0)
     message = autostart.enable()
     path = autostart.unit_path()
     assert path.is_relative_to(xdg["XDG_CONFIG_HOME"]) and path.exists()
     text = path.read_text()
     assert f"ExecStart={sys.executable} -m realtime serve" in text and "WantedBy=default.target" in text
-    assert str(path) in message
+    assert str(path) in message and "enabled" in message and sys.executable in message
+    assert not autostart.desktop_entry_path().exists()
+    assert autostart.broken() is None
     assert "removed" in autostart.disable() and not path.exists()
     assert "was not enabled" in autostart.disable()
+
+
+def test_autostart_without_a_user_manager_says_so_and_writes_an_xdg_entry(
+        xdg: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_systemctl(tmp_path, monkeypatch, 1)
+    message = autostart.enable()
+    entry = autostart.desktop_entry_path()
+    assert "did not answer" in message and "Failed to connect to bus" in message and str(entry) in message
+    assert "enabled it" not in message
+    assert not autostart.unit_path().exists()
+    assert f"Exec={sys.executable} -m realtime start" in entry.read_text()
+    assert autostart.broken() is None
+    # The environment quietmic was installed in moved away: the entry names a Python that is gone.
+    entry.write_text(entry.read_text().replace(sys.executable, str(tmp_path / "moved" / "python3")))
+    assert "no longer exists" in (autostart.broken() or "")
+    assert str(entry) in autostart.disable() and not entry.exists()
 
 
 def _quietmic(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -1,10 +1,15 @@
-"""Starting quietmic with the desktop session: a systemd user unit.
+"""Starting quietmic with the desktop session: a systemd user unit, or an XDG autostart entry.
 
 ``quietmic autostart enable`` writes ``$XDG_CONFIG_HOME/systemd/user/quietmic.service``
 (``quietmic serve`` in the foreground, restarted if it fails, after the sound
-server) and enables it with ``systemctl --user``; ``disable`` disables and
-removes it. Without a systemd user session the unit is still written and the
-message says how to enable it later.
+server) and enables it with ``systemctl --user``. Where no systemd user manager
+answers (no systemd, or no session bus), it says so and writes an XDG autostart
+entry instead (``$XDG_CONFIG_HOME/autostart/quietmic.desktop``, ``quietmic start``),
+which desktop sessions run at login. ``disable`` removes whichever exists.
+
+Both name the Python quietmic is installed in (the venv's interpreter): moving or
+deleting that environment breaks them. :func:`broken` says so (``quietmic status``
+shows it), and ``quietmic autostart enable`` again fixes it.
 """
 
 from __future__ import annotations
@@ -18,12 +23,33 @@ from pathlib import Path
 from typing import Sequence
 
 UNIT_NAME = "quietmic.service"
+DESKTOP_ENTRY_NAME = "quietmic.desktop"
 SYSTEMCTL_TIMEOUT_SECONDS = 15.0
 
 
+def _config_home() -> Path:
+    return Path(os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config"))
+
+
 def unit_path() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "systemd" / "user" / UNIT_NAME
+    return _config_home() / "systemd" / "user" / UNIT_NAME
+
+
+def desktop_entry_path() -> Path:
+    return _config_home() / "autostart" / DESKTOP_ENTRY_NAME
+
+
+def desktop_entry_text(options: Sequence[str] = ()) -> str:
+    """The XDG autostart entry: ``python -m realtime start`` with this Python, at login."""
+    command = shlex.join([sys.executable, "-m", "realtime", "start", *options])
+    return f"""[Desktop Entry]
+Type=Application
+Name=quietmic
+Comment=Noise suppression for the microphone (virtual microphone "quietmic")
+Exec={command}
+Terminal=false
+X-GNOME-Autostart-enabled=true
+"""
 
 
 def unit_text(options: Sequence[str] = ()) -> str:
@@ -54,29 +80,64 @@ def _systemctl(*args: str) -> subprocess.CompletedProcess[str] | None:
         return None
 
 
+def _failure(result: subprocess.CompletedProcess[str] | None) -> str | None:
+    """Why a ``systemctl --user`` call did not work, or None if it did."""
+    if result is None:
+        return "systemctl is not installed or did not answer"
+    if result.returncode != 0:
+        return result.stderr.strip().splitlines()[0] if result.stderr.strip() else f"exit status {result.returncode}"
+    return None
+
+
 def enable(options: Sequence[str] = ()) -> str:
-    """Install and enable the unit; a message for the user."""
-    path = unit_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(unit_text(options))
-    reload = _systemctl("daemon-reload")
-    result = _systemctl("enable", UNIT_NAME)
-    if reload is None or result is None or result.returncode != 0:
-        why = "systemctl is not installed" if reload is None else (result.stderr.strip() if result else "no answer")
-        return (f"wrote {path}, but could not enable it ({why}); in your desktop session run: "
-                f"systemctl --user daemon-reload && systemctl --user enable --now {UNIT_NAME}")
-    return f"wrote {path} and enabled it: quietmic starts with your session ('quietmic autostart disable' undoes it)"
+    """Install and enable the unit, or the XDG autostart entry where no systemd user manager answers;
+    a message for the user that says which, and what it runs."""
+    runs = f"it runs {sys.executable}: after moving or deleting that environment, run 'quietmic autostart enable' again"
+    why = _failure(_systemctl("daemon-reload"))  # fails without a user manager, where 'enable' alone may not
+    if why is None:
+        path = unit_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(unit_text(options))
+        why = _failure(_systemctl("daemon-reload")) or _failure(_systemctl("enable", UNIT_NAME))
+        if why is None:
+            desktop_entry_path().unlink(missing_ok=True)  # one way to start, not two
+            return (f"wrote {path} and enabled it with systemctl --user: quietmic starts with your session "
+                    f"('quietmic autostart disable' undoes it); {runs}")
+        path.unlink()
+    entry = desktop_entry_path()
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    entry.write_text(desktop_entry_text(options))
+    return (f"systemd's user manager did not answer ({why}), so wrote the XDG autostart entry {entry} instead: "
+            f"desktop sessions (GNOME, KDE, Xfce...) start quietmic at login ('quietmic autostart disable' "
+            f"undoes it); {runs}")
+
+
+def broken() -> str | None:
+    """What is wrong with an installed autostart, if anything: the Python it names has gone."""
+    for path in (unit_path(), desktop_entry_path()):
+        if not path.exists():
+            continue
+        for line in path.read_text(errors="replace").splitlines():
+            if line.startswith(("ExecStart=", "Exec=")):
+                python = shlex.split(line.split("=", 1)[1])[0]
+                if not Path(python).exists():
+                    return (f"autostart ({path}) runs {python}, which no longer exists; "
+                            "run 'quietmic autostart enable' again")
+    return None
 
 
 def disable() -> str:
-    """Disable and remove the unit; a message for the user."""
-    path = unit_path()
-    result = _systemctl("disable", UNIT_NAME)
-    existed = path.exists()
-    if existed:
+    """Disable and remove the unit and the autostart entry; a message for the user."""
+    path, entry = unit_path(), desktop_entry_path()
+    removed = []
+    if path.exists():
+        why = _failure(_systemctl("disable", UNIT_NAME))
         path.unlink()
-    _systemctl("daemon-reload")
-    if not existed:
-        return f"autostart was not enabled ({path} does not exist)"
-    note = "" if result is not None and result.returncode == 0 else " (systemctl --user disable did not run here)"
-    return f"removed {path}{note}; quietmic no longer starts with your session"
+        _systemctl("daemon-reload")
+        removed.append(f"{path}" + (f" (systemctl --user disable did not run: {why})" if why else ""))
+    if entry.exists():
+        entry.unlink()
+        removed.append(str(entry))
+    if not removed:
+        return f"autostart was not enabled ({path} and {entry} do not exist)"
+    return f"removed {' and '.join(removed)}; quietmic no longer starts with your session"
