@@ -344,3 +344,27 @@ def test_bundled_models_are_recognised_and_nothing_else(tmp_path: Path) -> None:
     copy = tmp_path / DEFAULT_MODEL_PATH.name
     copy.write_bytes(DEFAULT_MODEL_PATH.read_bytes())
     assert not is_bundled_model(copy)
+
+
+def test_sigterm_stops_the_workers_and_leaves_no_partial_output(identity: Path, tmp_path: Path) -> None:
+    import signal
+    import time
+
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir()
+    for index in range(3):
+        sf.write(inputs / f"long{index}.flac", 0.1 * np.random.default_rng(index).standard_normal(16_000 * 300), 16_000)
+    process = subprocess.Popen([sys.executable, "-m", "realtime", "enhance", str(inputs), "-o", str(out), "--jobs", "2",
+                                "--model", str(identity)], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+
+    def enhancing() -> bool:
+        return out.exists() and any(p.stat().st_size > 100_000 for p in out.glob(".*.tmp"))
+
+    while not enhancing():
+        assert process.poll() is None and time.monotonic() < deadline, "enhancing did not start or ended too soon"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130 and stderr.strip().endswith("quietmic: interrupted"), stderr
+    assert not list(out.glob(".*.tmp")), "a worker left its temporary output"
