@@ -535,7 +535,7 @@ def _enhance_many(args: argparse.Namespace, settings: Settings) -> int:
     if failed:
         print(f"quietmic: {failed} of {len(jobs)} files could not be enhanced (above)", file=sys.stderr)
         return EXIT_ERROR
-    print(f"quietmic: enhanced {len(jobs)} files into {args.output_dir}", file=sys.stderr)
+    print(f"quietmic: enhanced {len(jobs)} file{'' if len(jobs) == 1 else 's'} into {args.output_dir}", file=sys.stderr)
     return 0
 
 

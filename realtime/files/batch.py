@@ -143,13 +143,22 @@ def _report(seconds: float) -> None:
         _progress_queue.put(seconds)
 
 
-def _run(job: Job, settings: dict[str, Any]) -> Outcome:
-    """In a worker: enhance one file; an error for the user becomes the outcome, not an exception."""
-    job.target.parent.mkdir(parents=True, exist_ok=True)
+def _enhance_job(job: Job, progress: Callable[[float], None], settings: dict[str, Any]) -> Outcome:
+    """Enhance one file (making its output folder); an error for the user becomes the outcome, not an exception."""
     try:
-        return Outcome(job, enhance_file(job.source, job.target, progress=_report, check_model=False, **settings))
+        try:
+            job.target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise AudioFileError(f"cannot make the output directory {job.target.parent}: {exc.strerror or exc}; "
+                                 "choose another -o directory") from None
+        return Outcome(job, enhance_file(job.source, job.target, progress=progress, check_model=False, **settings))
     except QuietmicError as exc:
         return Outcome(job, None, str(exc))
+
+
+def _run(job: Job, settings: dict[str, Any]) -> Outcome:
+    """In a worker: :func:`_enhance_job`, reporting progress to the parent."""
+    return _enhance_job(job, _report, settings)
 
 
 def _total_seconds(jobs: list[Job]) -> float:
@@ -218,12 +227,7 @@ def _enhance_in_turn(jobs: list[Job], total: float, show_progress: bool,
     outcomes = []
     with Progress(total, show_progress, "enhancing ") as progress:
         for job in jobs:
-            job.target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                outcome = Outcome(job, enhance_file(job.source, job.target, progress=progress.advance,
-                                                    check_model=False, **settings))
-            except QuietmicError as exc:
-                outcome = Outcome(job, None, str(exc))
+            outcome = _enhance_job(job, progress.advance, settings)
             outcomes.append(outcome)
             on_done(outcome, progress)
     return outcomes
