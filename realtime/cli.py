@@ -6,7 +6,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import math
 import os
 import signal
 import sys
@@ -38,12 +37,9 @@ def _atten_option(text: str) -> float | str:
     if text.strip().lower() in NO_LIMIT_WORDS:
         return NO_LIMIT
     try:
-        value = float(text)
+        return float(text)  # NaN and infinity are refused by the settings' check, in its words
     except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a number of dB, or 'none' for no limit (got {text!r})")
-    return value
+        raise argparse.ArgumentTypeError(f"expected a number of dB, or 'none' for no limit (got {text!r})") from None
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:

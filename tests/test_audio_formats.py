@@ -278,9 +278,14 @@ def test_atten_lim_db_none_means_no_limit(random_model: Path, tmp_path: Path, wo
     assert (tmp_path / "cli.wav").read_bytes() != (tmp_path / "limited.wav").read_bytes()
 
 
-def test_atten_lim_db_inf_suggests_none(capsys) -> None:
+def test_atten_lim_db_inf_is_refused_with_a_hint_that_works(capsys, tmp_path: Path) -> None:
+    """The refusal of 'inf' suggests null, which the option takes (as it takes 'none')."""
+    assert main(["enhance", str(tmp_path / "a.wav"), str(tmp_path / "b.wav"), "--atten-lim-db", "inf"]) == 1
+    err = capsys.readouterr().err
+    assert "or null for no limit" in err and "\n" not in err.strip()
+    assert build_parser().parse_args(["enhance", "a", "b", "--atten-lim-db", "null"]).atten_lim_db == "none"
     with pytest.raises(SystemExit):
-        build_parser().parse_args(["enhance", "a.wav", "b.wav", "--atten-lim-db", "inf"])
+        build_parser().parse_args(["enhance", "a", "b", "--atten-lim-db", "loud"])
     assert "'none' for no limit" in capsys.readouterr().err
 
 
