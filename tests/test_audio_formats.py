@@ -364,7 +364,10 @@ def test_sigterm_stops_the_workers_and_leaves_no_partial_output(identity: Path, 
     deadline = time.monotonic() + 60
 
     def enhancing() -> bool:
-        return out.exists() and any(p.stat().st_size > 100_000 for p in out.glob(".*.tmp"))
+        try:
+            return out.exists() and any(p.stat().st_size > 100_000 for p in out.glob(".*.tmp"))
+        except FileNotFoundError:  # renamed into place between glob and stat
+            return False
 
     while not enhancing():
         assert process.poll() is None and time.monotonic() < deadline, "enhancing did not start or ended too soon"

@@ -134,6 +134,7 @@ def _init_worker(progress_queue: Any) -> None:
     """A worker's start: where to report progress; Ctrl-C is the parent's to handle, SIGTERM exits."""
     global _progress_queue  # noqa: PLW0603 - the worker's one piece of state, set once at its start
     _progress_queue = progress_queue
+    progress_queue.cancel_join_thread()  # a stopped worker exits without waiting for the parent to read
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _stop_worker)
 
