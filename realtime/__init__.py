@@ -38,7 +38,7 @@ attenuation limit, 35 dB, is the app's (:data:`realtime.default_model.DEFAULT_AT
 ``import realtime`` is cheap: the names above are imported on first use, so numpy, TensorFlow
 Lite and the audio libraries load only when a model or file is used.
 
-The runtime needs numpy, scipy, sounddevice, ai-edge-litert and pyyaml; it never
+The runtime needs numpy, sounddevice, ai-edge-litert, pyyaml, soundfile, soxr and tqdm; it never
 imports TensorFlow.
 
 Its folders are its layers; a module imports only from its own layer and those

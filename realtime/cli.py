@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -26,10 +27,26 @@ EXIT_NOT_RUNNING = 3
 MODEL_HELP = f"model file (.tflite) or a bundled model ({', '.join(BUNDLED_MODELS)}); default: default"
 
 
+NO_LIMIT = "none"
+"""``--atten-lim-db none``: no attenuation limit (``null`` in the config file, also accepted here)."""
+NO_LIMIT_WORDS = (NO_LIMIT, "null")
+
+
+def _atten_option(text: str) -> float | str:
+    """``--atten-lim-db``'s value: a number of dB, or :data:`NO_LIMIT` (checked further by the settings)."""
+    if text.strip().lower() in NO_LIMIT_WORDS:
+        return NO_LIMIT
+    try:
+        return float(text)  # NaN and infinity are refused by the settings' check, in its words
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of dB, or 'none' for no limit (got {text!r})") from None
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help=f"config file (default: {default_config_path()} if it exists)")
     parser.add_argument("--model", metavar="FILE", help=MODEL_HELP)
-    parser.add_argument("--atten-lim-db", type=float, metavar="DB", help="most attenuation in dB (0 = none)")
+    parser.add_argument("--atten-lim-db", type=_atten_option, metavar="DB",
+                        help="most attenuation in dB (0 = pass-through, none = no limit)")
     parser.add_argument("--block-size", type=int, metavar="N", help="samples per block (default: the model's hop)")
 
 
@@ -116,11 +133,27 @@ def build_parser() -> argparse.ArgumentParser:
     autostart = commands.add_parser("autostart", help="start quietmic with your desktop session (systemd user unit)")
     autostart.add_argument("action", choices=("enable", "disable"))
 
-    enhance = commands.add_parser("enhance", help="denoise a WAV file")
-    enhance.add_argument("input", help="input WAV file")
-    enhance.add_argument("output", help="output WAV file (written atomically; never the input)")
+    enhance = commands.add_parser(
+        "enhance", help="denoise audio files (WAV, FLAC, Ogg, Opus, MP3, AIFF...)",
+        description="Denoise an audio file into another (IN OUT), or many into a directory (IN... -o DIR). "
+        "Any format libsndfile reads, any rate; the output's extension names its format.",
+    )
+    enhance.add_argument(
+        "paths", nargs="+", metavar="PATH",
+        help="IN OUT: the input ('-': standard input) and the output, written atomically, never over the input "
+        "('-': WAV on standard output); with -o: input files and directories",
+    )
+    enhance.add_argument("-o", "--output-dir", metavar="DIR",
+                         help="enhance every input into DIR (made if missing), each under its own name")
+    enhance.add_argument("--format", metavar="EXT", help="with -o: write this format (wav, flac, ...), not each input's own")
+    enhance.add_argument("-j", "--jobs", type=int, metavar="N",
+                         help="with -o: files enhanced at once, in worker processes (default: one per core)")
+    enhance.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                         help="show a progress bar on standard error (default: when it is a terminal)")
     _add_common(enhance)
-    enhance.add_argument("--plot", metavar="FILE.png", help="also draw input/output spectrograms and the gain mask")
+    enhance.add_argument("--plot", metavar="FILE.png",
+                         help="also draw input, output and removed spectrograms, the gain mask and figures")
+    enhance.add_argument("--reference", metavar="CLEAN", help="with --plot: the clean speech, for SI-SDR figures")
 
     info = commands.add_parser("info", help="show a model's metadata")
     info.add_argument("--config", metavar="FILE", help="config file")
@@ -151,7 +184,11 @@ def _settings(args: argparse.Namespace) -> Settings:
             "bypass",
         )
     }
-    return settings.updated(**overrides)
+    no_limit = overrides["atten_lim_db"] == NO_LIMIT
+    if no_limit:
+        overrides["atten_lim_db"] = None
+    settings = settings.updated(**overrides)
+    return dataclasses.replace(settings, atten_lim_db=None) if no_limit else settings
 
 
 def _setup_logging(verbose: bool, level: str = "info") -> None:
@@ -430,14 +467,44 @@ def cmd_autostart(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_enhance(args: argparse.Namespace) -> int:
-    """``quietmic enhance IN OUT``: streams the file; SIGTERM, like Ctrl-C, leaves no partial output."""
-    from realtime.files.file_mode import enhance_file
-    from realtime.model import require_valid_model
+def _enhance_paths(args: argparse.Namespace) -> tuple[str, str] | None:
+    """``(IN, OUT)`` for one file, None for many (-o), or a usage error in words."""
+    paths = args.paths
+    if args.output_dir is not None:
+        if args.plot:
+            raise QuietmicError("--plot draws one file: give 'quietmic enhance IN OUT --plot FILE.png', without -o")
+        return None
+    if args.format or args.jobs:
+        raise QuietmicError(f"{'--format' if args.format else '--jobs'} is for many files: give -o DIR")
+    if len(paths) != 2:
+        raise QuietmicError(
+            "give an input and an output file ('quietmic enhance IN OUT'), or inputs and an output directory "
+            f"('quietmic enhance {' '.join(paths) if len(paths) > 2 else 'IN...'} -o DIR')"
+        )
+    if Path(paths[0]).is_dir():
+        raise QuietmicError(f"{paths[0]} is a directory: enhance the files in it with 'quietmic enhance {paths[0]} -o DIR'")
+    return paths[0], paths[1]
 
+
+def describe_result(output: str | Path, result: Any) -> str:
+    """The line ``quietmic enhance`` prints for a written file (a :class:`~realtime.files.file_mode.FileResult`)."""
+    from realtime.files.plot import describe_figures
+
+    resampled = f", enhanced at {result.processing_rate} Hz" if result.processing_rate != result.sample_rate else ""
+    replaced = f"; {result.invalid_samples} NaN/Inf samples replaced with silence" if result.invalid_samples else ""
+    figures = f"; {describe_figures(result.figures)}" if result.figures else ""
+    where = "standard output" if str(output) == "-" else output
+    return (
+        f"quietmic: wrote {where} ({result.frames} frames, {result.channels} channel(s), "
+        f"{result.sample_rate} Hz{resampled}; {result.latency_samples}-sample delay compensated{replaced}){figures}"
+    )
+
+
+def cmd_enhance(args: argparse.Namespace) -> int:
+    """``quietmic enhance IN OUT`` or ``quietmic enhance IN... -o DIR``: streams each file; SIGTERM, like Ctrl-C,
+    leaves no partial output. Many files run in worker processes; exit status 1 if any failed."""
+    single = _enhance_paths(args)
     settings = _settings(args)
-    model_path = resolve_model_path(settings.model)
-    require_valid_model(model_path)  # in a child process: a damaged model must not crash this one
 
     def interrupt(signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt(signal.Signals(signum).name)
@@ -445,24 +512,74 @@ def cmd_enhance(args: argparse.Namespace) -> int:
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, interrupt) if in_main_thread else None
     try:
-        result = enhance_file(
-            args.input,
-            args.output,
-            model_path,
-            atten_lim_db=settings.atten_lim_db,
-            block_size=settings.block_size,
-            plot_path=args.plot,
-        )
+        if single is not None:
+            return _enhance_one(args, settings, *single)
+        return _enhance_many(args, settings)
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
-    resampled = f", enhanced at {result.processing_rate} Hz" if result.processing_rate != result.sample_rate else ""
-    replaced = f"; {result.invalid_samples} NaN/Inf samples replaced with silence" if result.invalid_samples else ""
-    print(
-        f"quietmic: wrote {args.output} ({result.frames} frames, {result.channels} channel(s), "
-        f"{result.sample_rate} Hz{resampled}; {result.latency_samples}-sample delay compensated{replaced})",
-        file=sys.stderr,
+
+
+def _enhance_one(args: argparse.Namespace, settings: Settings, source: str, target: str) -> int:
+    from realtime.files import progress
+    from realtime.files.file_mode import enhance_file
+
+    show = progress.wanted(args.progress)
+    bar = None
+    if show:
+        from realtime.files.audio_io import open_audio
+
+        seconds = 0.0
+        if source != "-":
+            try:
+                with open_audio(source) as reader:
+                    seconds = reader.info.seconds
+            except QuietmicError:
+                pass  # enhance_file says why, in words
+        bar = progress.Progress(seconds, seconds > 0)
+    try:
+        result = enhance_file(
+            source, target, settings.model,
+            atten_lim_db=settings.atten_lim_db, block_size=settings.block_size,
+            plot_path=args.plot, reference_path=args.reference,
+            progress=bar.advance if bar is not None else None,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    print(describe_result(target, result), file=sys.stderr)
+    return 0
+
+
+def _enhance_many(args: argparse.Namespace, settings: Settings) -> int:
+    from realtime.default_model import is_bundled_model
+    from realtime.files import batch, progress
+    from realtime.model import require_valid_model
+
+    if args.jobs is not None and args.jobs < 1:
+        raise QuietmicError(f"--jobs must be at least 1, got {args.jobs}")
+    jobs = batch.plan(args.paths, args.output_dir, args.format)
+    model_path = resolve_model_path(settings.model)
+    if not is_bundled_model(model_path):
+        require_valid_model(model_path)  # once, in a child process; the workers then load it unchecked
+    failed = 0
+
+    def done(outcome: batch.Outcome, bar: progress.Progress) -> None:
+        nonlocal failed
+        if outcome.result is not None:
+            bar.note(describe_result(outcome.job.target, outcome.result))
+        else:
+            failed += 1
+            bar.note(f"quietmic: error: {outcome.error}")
+
+    batch.enhance_many(
+        jobs, workers=args.jobs or batch.default_jobs(), show_progress=progress.wanted(args.progress), on_done=done,
+        model=model_path, atten_lim_db=settings.atten_lim_db, block_size=settings.block_size,
     )
+    if failed:
+        print(f"quietmic: {failed} of {len(jobs)} files could not be enhanced (above)", file=sys.stderr)
+        return EXIT_ERROR
+    print(f"quietmic: enhanced {len(jobs)} file{'' if len(jobs) == 1 else 's'} into {args.output_dir}", file=sys.stderr)
     return 0
 
 

@@ -60,3 +60,17 @@ def resolve_model_path(path: str | Path | None) -> Path:
                              "reinstall quietmic or pass a .tflite file with --model")
         return bundled
     return Path(path).expanduser()
+
+
+def is_bundled_model(path: str | Path) -> bool:
+    """Whether ``path`` is one of the model files installed with the package (:data:`BUNDLED_MODELS`).
+
+    Those are run through :func:`realtime.model.check_model_file` by the test suite before they ship
+    (``tests/test_default_model.py``), so file work loads them without checking them again in a child
+    process (which costs most of a short file's run time).
+    """
+    try:
+        resolved = Path(path).resolve()
+    except OSError:
+        return False
+    return resolved.parent == MODELS_DIR and resolved.name in BUNDLED_MODELS.values()

@@ -46,6 +46,18 @@ def test_bundled_models_meet_the_contract(name: str) -> None:
         assert meta.lookahead_frames == 0 and meta.algorithmic_latency_ms == LOW_LATENCY_MS
 
 
+@pytest.mark.parametrize("name", BUNDLED_MODELS)
+def test_bundled_models_pass_the_child_process_check(name: str) -> None:
+    """File mode loads bundled models without this check (``is_bundled_model``): it is made here, before they ship."""
+    from realtime.default_model import is_bundled_model
+    from realtime.model import check_model_file
+
+    path = MODELS_DIR / BUNDLED_MODELS[name]
+    assert is_bundled_model(path)
+    check = check_model_file(path)
+    assert check.valid, check.problems
+
+
 def test_default_model_has_a_float_twin() -> None:
     meta = load_metadata_file(DEFAULT_MODEL_PATH)
     twin = load_metadata_file(FLOAT_TWIN)

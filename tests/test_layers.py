@@ -31,8 +31,10 @@ of the longest name that contains it). ``engine``: the modules at the top of ``r
 enhancer, DSP, model, metadata and what they need); a module may import from its own layer and the
 layers below it."""
 
-FORBIDDEN = ("model_export", "benchmarks", "tests", "tensorflow", "keras", "tf_keras")
-"""Top-level packages the runtime never imports: training and export, benchmarks, tests, TensorFlow."""
+FORBIDDEN = ("model_export", "benchmarks", "tests", "tensorflow", "keras", "tf_keras", "scipy")
+"""Top-level packages the runtime never imports: training and export, benchmarks, tests, TensorFlow, and
+scipy (not a runtime dependency: files are resampled with soxr; ``tests/test_audio_formats.py`` also runs
+file mode with scipy made unimportable)."""
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,7 @@ def test_no_module_imports_from_a_layer_above_its_own() -> None:
     assert not problems, f"imports against the layer order ({order}):\n  " + "\n  ".join(problems)
 
 
-def test_the_runtime_imports_no_training_benchmark_test_or_tensorflow_code() -> None:
+def test_the_runtime_imports_no_training_benchmark_test_tensorflow_or_scipy_code() -> None:
     problems = [f"{item}" for item in _all_imports() if item.imported.split(".")[0] in FORBIDDEN]
     assert not problems, "the runtime must not import these:\n  " + "\n  ".join(problems)
 

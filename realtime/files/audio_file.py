@@ -1,17 +1,23 @@
-"""Streaming WAV reading and atomic WAV writing.
+"""Streaming WAV reading, atomic output files, WAV writing.
+
+Most formats are read and written through libsndfile (:mod:`realtime.files.audio_io`). PCM and float
+WAV files are read here instead, where this reader does better than libsndfile: a recorder that never
+wrote the data length (size 0) is read as far as its audio goes where libsndfile reads an empty file;
+a truncated file or a partial last frame is read with a warning that says so; and the exact header
+(``WAVE_FORMAT_EXTENSIBLE`` valid bits and channel mask) is kept for the output. WAV files in other
+encodings (A-law, mu-law, ADPCM, GSM...) raise :class:`UnsupportedWavEncoding`, and go to libsndfile.
 
 :class:`WavReader` parses the RIFF (or RF64/BW64) chunks itself and hands out
 the audio in chunks of frames, so a file of any length is read in bounded
 memory. It reads PCM (8/16/24/32-bit containers), IEEE float (32/64-bit) and
 ``WAVE_FORMAT_EXTENSIBLE`` files of either, skips chunks it does not know
 (honouring the pad byte after odd-sized chunks), and refuses anything else with
-an :class:`~realtime.errors.AudioFileError` that says what the file is and what
-to convert it to. Damage it can read around (a data chunk shorter than its
+an :class:`~realtime.errors.AudioFileError` that says what the file is. Damage it can read around (a data chunk shorter than its
 header says, a size left unset by a recorder that never finished, a partial
 last frame) is read as far as the audio goes, with a warning.
 
-:class:`AtomicWavWriter` writes to a temporary file beside the output and
-renames it over the output only once complete; on any error or interrupt the
+:class:`AtomicOutput` writes to a temporary file beside the output and
+renames it over the output only once complete (:class:`AtomicWavWriter` writes WAV so); on any error or interrupt the
 temporary file is removed, so the output is either the whole new file or
 untouched. Files whose data would pass the 4 GiB RIFF limit are written as RF64.
 
@@ -62,7 +68,7 @@ UNSUPPORTED_ENCODINGS = {
     0x1610: "AAC",
     0xF1AC: "FLAC",
 }
-"""Names of WAV encodings quietmic cannot decode, by format tag (for the error message)."""
+"""Names of WAV encodings this reader leaves to libsndfile, by format tag (for messages)."""
 
 CONVERT_HINT = "convert it to a 16-bit PCM WAV file first, e.g. 'ffmpeg -i {path} -c:a pcm_s16le out.wav'"
 
@@ -86,6 +92,10 @@ PCM_8_BIT_OFFSET = 128
 """8-bit WAV samples are unsigned: this value is silence."""
 SNIFF_BYTES = 512
 """Bytes looked at to tell what a file that is not a WAV file is."""
+
+
+class UnsupportedWavEncoding(AudioFileError):
+    """A WAV file whose samples are not PCM or float (A-law, ADPCM...): libsndfile may decode it."""
 
 
 @dataclass(frozen=True)
@@ -150,29 +160,29 @@ def _not_wav_error(path: Path, head: bytes) -> AudioFileError:
     kind = sniff.identify(head)
     if kind is None:
         return AudioFileError(
-            f"{path} is not a WAV file (it has no RIFF/WAVE header); quietmic enhances WAV audio files"
+            f"{path} is not a WAV file (it has no RIFF/WAVE header); quietmic enhances audio files"
         )
     if kind.audio:
         return AudioFileError(
-            f"{path} is {kind.name}, but quietmic reads only WAV files; {CONVERT_HINT.format(path=path)}"
+            f"{path} is {kind.name}, not a WAV file; read it with realtime.files.audio_io.open_audio"
         )
     if kind.other_riff:
-        return AudioFileError(f"{path} is {kind.name}; quietmic enhances WAV audio files")
-    return AudioFileError(f"{path} is {kind.name}, not audio; quietmic enhances WAV audio files")
+        return AudioFileError(f"{path} is {kind.name}; quietmic enhances audio files")
+    return AudioFileError(f"{path} is {kind.name}, not audio; quietmic enhances audio files")
 
 
 # --- parsing the header ------------------------------------------------------------------
 
 
-def _open_input(path: Path) -> tuple[BinaryIO, int]:
+def open_input(path: Path) -> tuple[BinaryIO, int]:
     """The opened file and its size in bytes, or an error saying why it cannot be read."""
     try:
         if not path.exists():
             raise AudioFileError(f"input file {path} does not exist")
         if path.is_dir():
-            raise AudioFileError(f"input {path} is a directory, not a WAV file")
+            raise AudioFileError(f"input {path} is a directory, not an audio file")
         if not path.is_file():
-            raise AudioFileError(f"input {path} is not a regular file (a device or a pipe?); pass a WAV file")
+            raise AudioFileError(f"input {path} is not a regular file (a device or a pipe?); pass an audio file, or '-' to read standard input")
         handle = path.open("rb")
     except OSError as exc:
         raise AudioFileError(f"cannot read {path}: {exc.strerror or exc}; check the path and its permissions") from None
@@ -191,13 +201,13 @@ def _parse_fmt(path: Path, body: bytes) -> tuple[WavFormat, int, int]:
         valid_bits, mask = struct.unpack("<HI", body[18:24])
         subformat = body[24:40]
         if subformat[2:] != KSDATAFORMAT_GUID_TAIL:
-            raise AudioFileError(
+            raise UnsupportedWavEncoding(
                 f"{path}: unknown WAV sub-format {subformat.hex()}; {CONVERT_HINT.format(path=path)}"
             )
         tag = struct.unpack("<H", subformat[:2])[0]
     if tag not in (WAVE_FORMAT_PCM, WAVE_FORMAT_IEEE_FLOAT):
         name = UNSUPPORTED_ENCODINGS.get(tag, "an unknown encoding")
-        raise AudioFileError(
+        raise UnsupportedWavEncoding(
             f"{path}: the WAV audio is {name} (format tag {tag:#06x}), which quietmic cannot decode; "
             + CONVERT_HINT.format(path=path)
         )
@@ -361,7 +371,7 @@ class WavReader:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._handle, self.file_size = _open_input(self.path)
+        self._handle, self.file_size = open_input(self.path)
         try:
             self.info = parse_wav_header(self.path, self._handle, self.file_size)
             self._handle.seek(self.info.data_offset)
@@ -464,19 +474,19 @@ def _new_file_mode(target: Path) -> int:
         return 0o666 & ~umask
 
 
-class AtomicWavWriter:
-    """Writes a WAV file of a known number of frames to ``path``, atomically.
+class AtomicOutput:
+    """A file written to ``path`` atomically: whole or not at all.
 
-    The audio goes to a hidden temporary file in the output's directory
+    The bytes go to a hidden temporary file in the output's directory
     (``.NAME.XXXX.tmp``), which replaces ``path`` when the ``with`` block ends
-    normally after exactly ``frames`` frames were written. If the block raises
-    (including ``KeyboardInterrupt``) the temporary file is deleted and ``path``
-    is left as it was.
+    normally. If the block raises (including ``KeyboardInterrupt``) the temporary
+    file is deleted and ``path`` is left as it was. Subclasses write the audio:
+    :meth:`_begin` once the temporary file is open, :meth:`_encode` per chunk,
+    :meth:`_end` before it is synced and renamed.
     """
 
-    def __init__(self, path: str | Path, sample_rate: int, channels: int, fmt: WavFormat, frames: int) -> None:
+    def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.sample_rate, self.channels, self.format, self.frames = sample_rate, channels, fmt, frames
         self.written = 0
         """Frames written so far."""
         self.temp_path: Path | None = None
@@ -491,9 +501,17 @@ class AtomicWavWriter:
             raise AudioFileError(f"output {self.path} is a directory; give a file name, e.g. {self.path / 'out.wav'}")
         return directory
 
-    def __enter__(self) -> AtomicWavWriter:
+    def _begin(self, handle: BinaryIO) -> None:
+        """Start the file (e.g. its header) in the opened temporary file."""
+
+    def _encode(self, handle: BinaryIO, samples: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _end(self, handle: BinaryIO) -> None:
+        """Finish the file once every frame was written (e.g. a pad byte)."""
+
+    def __enter__(self) -> AtomicOutput:
         directory = self._check_target()
-        header = wav_header(self.sample_rate, self.channels, self.format, self.frames)
         try:
             fd, name = tempfile.mkstemp(dir=directory, prefix=f".{self.path.name}.", suffix=".tmp")
         except OSError as exc:
@@ -501,10 +519,10 @@ class AtomicWavWriter:
                 f"cannot write to directory {directory}: {exc.strerror or exc}; choose another output path"
             ) from None
         self.temp_path = Path(name)
-        self._handle = os.fdopen(fd, "wb")
+        self._handle = os.fdopen(fd, "w+b")
         try:
             os.fchmod(fd, _new_file_mode(self.path))
-            self._handle.write(header)
+            self._begin(self._handle)
         except BaseException:
             self._discard()
             raise
@@ -513,21 +531,16 @@ class AtomicWavWriter:
     def write(self, samples: np.ndarray) -> None:
         """Append float ``(frames, channels)`` samples."""
         if self._handle is None:
-            raise RuntimeError("AtomicWavWriter.write() outside its 'with' block")
-        if self.written + len(samples) > self.frames:
-            raise RuntimeError(f"more frames written than the {self.frames} announced")
+            raise RuntimeError(f"{type(self).__name__}.write() outside its 'with' block")
         try:
-            self._handle.write(encode_samples(samples, self.format))
+            self._encode(self._handle, samples)
         except OSError as exc:
             raise AudioFileError(f"cannot write {self.path}: {exc.strerror or exc}; nothing was written") from None
         self.written += len(samples)
 
     def _commit(self) -> None:
         assert self._handle is not None and self.temp_path is not None
-        if self.written != self.frames:
-            raise RuntimeError(f"internal error: {self.written} frames written, {self.frames} announced")
-        if (self.frames * self.channels * self.format.sample_bytes) & 1:
-            self._handle.write(b"\x00")  # the pad byte after an odd-sized data chunk
+        self._end(self._handle)
         self._handle.flush()
         os.fsync(self._handle.fileno())
         self._handle.close()
@@ -551,6 +564,75 @@ class AtomicWavWriter:
             raise AudioFileError(f"cannot write {self.path}: {error.strerror or error}; nothing was written") from None
         finally:
             self._discard()
+
+
+class AtomicWavWriter(AtomicOutput):
+    """Writes a WAV file of a known number of frames to ``path``, atomically (see :class:`AtomicOutput`).
+
+    The header is written first, so exactly ``frames`` frames must be written.
+    """
+
+    def __init__(self, path: str | Path, sample_rate: int, channels: int, fmt: WavFormat, frames: int) -> None:
+        super().__init__(path)
+        self.sample_rate, self.channels, self.format, self.frames = sample_rate, channels, fmt, frames
+
+    def _begin(self, handle: BinaryIO) -> None:
+        handle.write(wav_header(self.sample_rate, self.channels, self.format, self.frames))
+
+    def _encode(self, handle: BinaryIO, samples: np.ndarray) -> None:
+        if self.written + len(samples) > self.frames:
+            raise RuntimeError(f"more frames written than the {self.frames} announced")
+        handle.write(encode_samples(samples, self.format))
+
+    def _end(self, handle: BinaryIO) -> None:
+        if self.written != self.frames:
+            raise RuntimeError(f"internal error: {self.written} frames written, {self.frames} announced")
+        if (self.frames * self.channels * self.format.sample_bytes) & 1:
+            handle.write(b"\x00")  # the pad byte after an odd-sized data chunk
+
+
+class StreamWavWriter:
+    """Writes a WAV file of a known number of frames to an open binary stream (standard output).
+
+    A stream cannot be replaced atomically: an interrupted run leaves a short file. The header
+    comes first and announces ``frames`` frames, so a pipe can be written without seeking.
+    """
+
+    def __init__(self, stream: BinaryIO, sample_rate: int, channels: int, fmt: WavFormat, frames: int,
+                 name: str = "standard output") -> None:
+        self.stream, self.format, self.frames, self.name = stream, fmt, frames, name
+        self.channels = channels
+        self.written = 0
+        """Frames written so far."""
+        self._header = wav_header(sample_rate, channels, fmt, frames)
+
+    def __enter__(self) -> StreamWavWriter:
+        self._put(self._header)
+        return self
+
+    def _put(self, data: bytes) -> None:
+        try:
+            self.stream.write(data)
+        except BrokenPipeError:
+            raise AudioFileError(f"{self.name} was closed by the program reading it; the output stops there") from None
+        except OSError as exc:
+            raise AudioFileError(f"cannot write {self.name}: {exc.strerror or exc}") from None
+
+    def write(self, samples: np.ndarray) -> None:
+        """Append float ``(frames, channels)`` samples."""
+        if self.written + len(samples) > self.frames:
+            raise RuntimeError(f"more frames written than the {self.frames} announced")
+        self._put(encode_samples(samples, self.format))
+        self.written += len(samples)
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_exc: object) -> None:
+        if exc_type is None:
+            if (self.frames * self.channels * self.format.sample_bytes) & 1:
+                self._put(b"\x00")
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                raise AudioFileError(f"{self.name} was closed by the program reading it") from None
 
 
 def write_wav_atomic(path: str | Path, samples: np.ndarray, sample_rate: int, fmt: WavFormat) -> None:
