@@ -307,7 +307,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from realtime.desktop import paths
     from realtime.desktop.control import ControlServer
-    from realtime.desktop.service import CARRY_ENV, PID_FD_ENV, PidFile, RestartRequired, Service
+    from realtime.desktop.pidfile import PID_FD_ENV, PidFile
+    from realtime.desktop.service import CARRY_ENV, RestartRequired, Service
 
     stop_signals = {signal.SIGINT, signal.SIGTERM}
     settings = _settings(args)

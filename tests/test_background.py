@@ -15,7 +15,8 @@ import pytest
 from realtime.desktop import autostart, control
 from realtime.errors import ConfigError, QuietmicError
 from realtime.config import parse_setting
-from realtime.desktop.service import AlreadyRunning, PidFile, StreamTotals, running_pid
+from realtime.desktop.pidfile import AlreadyRunning, PidFile, running_pid
+from realtime.desktop.service import StreamTotals
 
 
 @pytest.fixture
@@ -77,7 +78,7 @@ def test_pid_file_admits_one_process(tmp_path: Path) -> None:
     try:
         assert running_pid(path) == os.getpid()
         child = subprocess.run(
-            [sys.executable, "-c", f"from realtime.desktop.service import PidFile; PidFile(__import__('pathlib').Path({str(path)!r}))"],
+            [sys.executable, "-c", f"from realtime.desktop.pidfile import PidFile; PidFile(__import__('pathlib').Path({str(path)!r}))"],
             capture_output=True, text=True,
         )
         assert child.returncode != 0 and "already running" in child.stderr

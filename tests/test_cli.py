@@ -102,3 +102,16 @@ def test_enhance_plot_writes_a_png(reference_model, tmp_path: Path) -> None:
     result = quietmic("enhance", str(tmp_path / "in.wav"), str(tmp_path / "out.wav"), "--model", str(model), "--plot", str(plot))
     assert result.returncode == 0, result.stderr
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("command", ["status", "stop", "config", "set --temporary atten_lim_db 20"])
+def test_service_commands_import_neither_numpy_nor_the_model_runtime(command: str, tmp_path: Path) -> None:
+    """The commands that only talk to the service start fast: no numpy, LiteRT or PortAudio (issue 18, section 4)."""
+    probe = ("import sys\nfrom realtime import cli\ntry:\n    cli.main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+             "heavy = [m for m in ('numpy', 'ai_edge_litert', 'sounddevice', 'scipy') if m in sys.modules]\n"
+             "print('HEAVY', heavy, file=sys.stderr)")
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path), "XDG_STATE_HOME": str(tmp_path),
+           "XDG_CONFIG_HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", probe, *command.split()], capture_output=True, text=True, env=env,
+                          timeout=60)
+    assert "HEAVY []" in done.stderr, done.stderr

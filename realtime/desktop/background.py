@@ -24,7 +24,7 @@ from typing import Any, Sequence
 
 from realtime.desktop import control, paths, virtual_mic
 from realtime.errors import QuietmicError
-from realtime.desktop.service import running_pid
+from realtime.desktop.pidfile import running_pid
 
 START_TIMEOUT_SECONDS = 20.0
 """How long ``start`` waits for the service to answer (loading TFLite and opening the stream)."""

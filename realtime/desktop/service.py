@@ -26,7 +26,6 @@ start`` runs it detached (:mod:`realtime.desktop.background`). The service
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import logging
 import os
@@ -116,10 +115,6 @@ class StreamTotals:
 assert {f.name for f in fields(StreamTotals)} == {*XRUN_KEYS, *FAULT_KEYS}
 
 
-class AlreadyRunning(QuietmicError):
-    """Another quietmic service holds the pid file."""
-
-
 class RestartRequired(Exception):
     """PortAudio cannot go on in this process: the JACK stream died (the server went away, or dropped
     quietmic's client), or PortAudio holds a client of a JACK server that has gone. PortAudio's JACK
@@ -139,65 +134,6 @@ class RestartRequired(Exception):
 
 CARRY_ENV = "QUIETMIC_SERVICE_CARRY"
 """Environment variable that carries the service's counters across such a restart."""
-PID_FD_ENV = "QUIETMIC_PID_FD"
-"""Environment variable naming the pid file's descriptor, still locked, that such a restart inherits
-(so that no ``stop`` or ``start`` finds the service gone while it restarts)."""
-
-
-class PidFile:
-    """An exclusively locked pid file: held for the service's life, so a second one cannot start.
-
-    Args:
-        path: the pid file.
-        inherited_fd: its descriptor, locked by this process before it re-executed itself (see :meth:`keep_across_exec`).
-    """
-
-    def __init__(self, path: Path, inherited_fd: int | None = None) -> None:
-        self.path = path
-        if inherited_fd is not None:
-            self._fd = inherited_fd
-            os.set_inheritable(inherited_fd, False)
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # ours already: succeeds at once
-            return
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            other = os.read(self._fd, 32).decode(errors="replace").strip()
-            os.close(self._fd)
-            raise AlreadyRunning(f"quietmic is already running (pid {other or '?'}); 'quietmic stop' stops it") from None
-        os.ftruncate(self._fd, 0)
-        os.write(self._fd, f"{os.getpid()}\n".encode())
-
-    def keep_across_exec(self) -> int:
-        """Let the locked descriptor survive ``exec`` (the lock goes with it); its number."""
-        os.set_inheritable(self._fd, True)
-        return self._fd
-
-    def release(self) -> None:
-        """Remove the pid file and let go of its lock."""
-        self.path.unlink(missing_ok=True)
-        os.close(self._fd)
-
-
-def running_pid(path: Path) -> int | None:
-    """The pid of the service holding ``path``, or None if none does."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            text = os.read(fd, 32).decode(errors="replace").strip()
-            return int(text) if text.isdigit() else None
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
-
-
 @dataclass
 class StreamState:
     """What the service is doing, for ``status``."""

@@ -28,10 +28,10 @@ import shutil
 import subprocess
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 from realtime.errors import DeviceError
 from realtime.live.portaudio_scan import name_jack_client, sounddevice
-from realtime.live.pulse_stream import MonitorClock
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +200,8 @@ class PulseVirtualMic:
     clock_block: int = CLOCK_BLOCK
     """Block of the client that keeps the sink rendering (see :class:`~realtime.live.pulse_stream.MonitorClock`)."""
 
-    clock: MonitorClock | None = None
+    clock: Any = None
+    """The :class:`~realtime.live.pulse_stream.MonitorClock` that keeps the sink rendering while awake."""
 
     index: str | None = None
     """The source's index on the server (what recording streams name), looked up when it is made."""
@@ -236,6 +237,8 @@ class PulseVirtualMic:
         """Keep the sink rendering in short periods while quietmic streams into it (see the module docstring).
         The clock connects beside the stream: waiting for it first made no difference to the resume time."""
         if self.clock is None:  # after a server restart the running one reconnects by itself
+            from realtime.live.pulse_stream import MonitorClock  # numpy: not for 'quietmic status' or 'stop'
+
             self.clock = MonitorClock(SINK_NAME + MONITOR_SUFFIX, self.rate, self.clock_block)
             self.clock.start()
 
