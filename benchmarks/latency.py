@@ -269,6 +269,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                     quietmic_cpu=quietmic_cpu, stress_cpu=stress_cpu)
                 entry["blocks"][str(block)] = _live_entry(runs)
             entry["rss_mb"] = max(b["idle"]["rss_mb"] for b in entry["blocks"].values())
+            entry["uss_mb"] = max(b["idle"].get("uss_mb", 0.0) for b in entry["blocks"].values())
+            entry["pss_mb"] = max(b["idle"].get("pss_mb", 0.0) for b in entry["blocks"].values())
             result["rates"][str(rate)] = entry
 
     drift_block = hop_at_rate(model.metadata, drift_rate)
@@ -357,6 +359,8 @@ def cost_table(result: dict[str, Any], markdown: bool) -> str:
         row("identity model per-hop ms p50", lambda e: e["identity"].get("hop_time_ms", {}).get("p50"), 4),
         row("identity model RTF", lambda e: e["identity"].get("rtf"), 4),
         row("peak RSS of quietmic run MiB", lambda e: e["rss_mb"], 1),
+        row("private memory (USS) of quietmic run MiB", lambda e: e["uss_mb"], 1),
+        row("PSS of quietmic run MiB", lambda e: e["pss_mb"], 1),
     ]
     return table(header, rows, markdown)
 

@@ -56,7 +56,7 @@ from scipy import signal as sp_signal
 
 from benchmarks.cpu_stress import CpuStress
 from benchmarks.jack_server import JackServer, jack_device_index, list_ports, wait_for_new_client, wire
-from benchmarks.machine import pin_child
+from benchmarks.machine import pin_child, process_memory_mb
 
 log = logging.getLogger(__name__)
 
@@ -311,13 +311,10 @@ class QuietmicProcess(ClientProcess):
             time.sleep(0.02)
         return json.loads(self.summary_path.read_text())
 
-    def peak_rss_mb(self) -> float:
-        """Peak resident memory of the process so far (VmHWM), in MiB."""
+    def memory_mb(self) -> dict[str, float]:
+        """Peak RSS, PSS and private memory (USS) of the process now, in MiB (:func:`benchmarks.machine.process_memory_mb`)."""
         assert self._process is not None
-        for line in Path(f"/proc/{self._process.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-        raise RuntimeError("no VmHWM in /proc/PID/status")
+        return process_memory_mb(self._process.pid)
 
     def stop(self) -> str:
         text = super().stop()
@@ -343,6 +340,10 @@ class LiveResult:
     server_xruns: int = 0
     probe_glitches: int = 0
     rss_mb: float = 0.0
+    """Peak RSS (counts shared pages: JACK's shared memory, libraries)."""
+    uss_mb: float = 0.0
+    """Private memory at the end of the window: what the process alone costs."""
+    pss_mb: float = 0.0
     quietmic_summary: dict[str, Any] = field(default_factory=dict)
     """quietmic's own figures at the end of the window (``quietmic run --summary-json``)."""
 
@@ -372,6 +373,8 @@ class LiveResult:
             "server_xruns": self.server_xruns,
             "probe_glitches": self.probe_glitches,
             "rss_mb": round(self.rss_mb, 1),
+            "uss_mb": round(self.uss_mb, 1),
+            "pss_mb": round(self.pss_mb, 1),
             "quietmic": self.quietmic_summary,
         }
 
@@ -437,7 +440,9 @@ def measure_live(
                     xruns=int(last["xruns"]) - int(first["xruns"]),
                     server_xruns=server.xruns() - server_first,
                     probe_glitches=probe.status_flags - glitches_first,
-                    rss_mb=quietmic.peak_rss_mb(),
+                    rss_mb=(memory := quietmic.memory_mb())["peak_rss"],
+                    uss_mb=memory["uss"],
+                    pss_mb=memory["pss"],
                     quietmic_summary=last,
                 )
 

@@ -62,3 +62,19 @@ def pinned(cpu: int | None) -> Iterator[None]:
 def pin_child(cpu: int | None) -> Callable[[], None]:
     """A ``preexec_fn`` for :class:`subprocess.Popen` that pins the child to ``cpu``."""
     return lambda: pin(cpu)
+
+
+def process_memory_mb(pid: int) -> dict[str, float]:
+    """Memory of process ``pid`` now, in MiB: ``peak_rss`` (VmHWM: counts shared pages, e.g. a JACK
+    server's shared memory and the libraries every process maps), ``pss`` (shared pages split among
+    the processes that map them) and ``uss`` (private: what the process alone costs).
+    From /proc (``status`` and ``smaps_rollup``)."""
+    kib: dict[str, int] = {}
+    for name in ("status", "smaps_rollup"):
+        for line in Path(f"/proc/{pid}/{name}").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            fields = rest.split()
+            if len(fields) == 2 and fields[1] == "kB":
+                kib[key] = int(fields[0])
+    return {"peak_rss": kib["VmHWM"] / 1024.0, "pss": kib["Pss"] / 1024.0,
+            "uss": (kib["Private_Clean"] + kib["Private_Dirty"]) / 1024.0}

@@ -47,6 +47,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from benchmarks.live_delay import delay_by_correlation, voiced_burst
+from benchmarks.machine import process_memory_mb
 from benchmarks.pipewire_server import PipeWireServer
 from benchmarks.pulse_probe import PROBE_PLAYBACK_BLOCKS, WARMUP_SECONDS, listening, play_and_record
 from benchmarks.pulse_server import MIC_SINK, MIC_SOURCE, PulseServer
@@ -323,6 +324,7 @@ def measure(model: str | None, minutes: float, workdir: Path, server_kind: str =
         train = burst_train(minutes * 60.0)
         lags = burst_lags(train, play_and_record(train, SOURCE_NAME, MIC_SINK))
         after = quietmic.status()
+        memory = process_memory_mb(pid)  # the service, streaming
         found = [lag for lag in lags if lag is not None]
         series_ms = [None if lag is None else 1000.0 * lag / RATE for lag in lags]
         return {
@@ -342,6 +344,7 @@ def measure(model: str | None, minutes: float, workdir: Path, server_kind: str =
             "cpu_percent_now": after["cpu_percent"],
             "xruns_during_drift": after["xruns"] - before["xruns"],
             "xruns": after["xruns"],
+            "service_memory_mb": {k: round(v, 1) for k, v in memory.items()},
             "resume_ms": resume_ms,
             "resume_ms_each": [r[0] for r in resumes],
             "resume_silence_in_recording_ms_each": [r[1] for r in resumes],
@@ -411,6 +414,9 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"({len(result['drift_series_ms'])} bursts, {result['bursts_lost']} lost)")
         print(f"  CPU while streaming  {fmt(result['cpu_percent_average'], '% of one core')} average; "
               f"xruns during the drift run {result['xruns_during_drift']}")
+        memory = result["service_memory_mb"]
+        print(f"  memory of the service  private (USS) {memory['uss']:.1f} MiB, PSS {memory['pss']:.1f} MiB, "
+              f"peak RSS {memory['peak_rss']:.1f} MiB")
     print(f"wrote {out}")
     return 0
 
