@@ -748,7 +748,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--quietmic-model", type=Path, default=None,
                         help="int8 model (default: realtime/models/default.tflite)")
     parser.add_argument("--quietmic-float-model", type=Path, default=None,
-                        help="float32 model (default: model_export/artifacts/default-float32.tflite)")
+                        help="float32 model (default: model_export/artifacts/v2/v2-float32.tflite, the default model's twin)")
     parser.add_argument("--model", action="append", default=[], type=Path, metavar="F",
                         help="an extra quietmic model file, run as system quietmic-<stem> (repeatable)")
     parser.add_argument("--eval-cache", type=Path, default=None,

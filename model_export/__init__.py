@@ -19,6 +19,6 @@ from pathlib import Path
 ARTIFACTS_DIR = Path(__file__).resolve().parent / "artifacts"
 """Where training leaves what it made besides the shipped models: reports, loss curves, float32 twins."""
 
-DEFAULT_FLOAT_TWIN = ARTIFACTS_DIR / "default-float32.tflite"
+DEFAULT_FLOAT_TWIN = ARTIFACTS_DIR / "v2" / "v2-float32.tflite"
 """The float32 twin of the bundled default model (``export.float_output`` of ``configs/default.yaml``):
 the benchmarks compare it with the int8 model; it is not part of the runtime or its wheel."""

@@ -127,7 +127,7 @@ class TrainingConfig:
 @dataclass
 class ExportConfig:
     output: str = "realtime/models/default.tflite"
-    float_output: str = "realtime/models/default-float32.tflite"
+    float_output: str = "model_export/artifacts/default-float32.tflite"
     report_dir: str = "model_export/artifacts"
     calibration_examples: int = 64
 
@@ -404,7 +404,7 @@ def train(config: TrainConfig, config_path: Path, command: str, resume: bool = F
                         if point["loss"] < best["loss"]:
                             best, best_weights = point, model.get_weights()
                             model.save_weights(checkpoint)  # survives a failure after training
-                            save_progress(checkpoint, step, best, curve, history, train_seconds())
+                            save_progress(checkpoint, step, best, curve, history, train_seconds(), command)
                         save_state()
         except KeyboardInterrupt:
             bar.close()
@@ -417,8 +417,10 @@ def train(config: TrainConfig, config_path: Path, command: str, resume: bool = F
         if curve[-1]["step"] != step:
             point = validate(step)
             curve.append(point)
-            if point["loss"] < best["loss"]:
+            if point["loss"] < best["loss"]:  # the last steps won: --export-checkpoint must export them too
                 best, best_weights = point, model.get_weights()
+                model.save_weights(checkpoint)
+                save_progress(checkpoint, step, best, curve, history, train_seconds(), command)
         train_minutes = train_seconds() / 60.0
         model.set_weights(best_weights)
         calibration = [f for b in validation for f in b.inputs][: config.export.calibration_examples]
@@ -430,9 +432,9 @@ def train(config: TrainConfig, config_path: Path, command: str, resume: bool = F
 
 
 def save_progress(checkpoint: Path, step: int, best: dict[str, float], curve: list[dict[str, float]],
-                  history: list[dict[str, float]], train_seconds: float) -> None:
+                  history: list[dict[str, float]], train_seconds: float, command: str) -> None:
     """What the training has done so far, beside the checkpoint (for :func:`export_checkpoint`)."""
-    progress = {"step": step, "best": best, "curve": curve, "history": history,
+    progress = {"command": command, "step": step, "best": best, "curve": curve, "history": history,
                 "training_minutes": round(train_seconds / 60.0, 2)}
     checkpoint.with_suffix(".progress.json").write_text(json.dumps(progress))
 
@@ -531,6 +533,7 @@ def export_checkpoint(config: TrainConfig, config_path: Path, command: str) -> d
                      tc.data_workers, config.mix) as validation_source:
         validation = list(validation_source.batches("val", 0, tc.validation_batches))
     calibration = [f for b in validation for f in b.inputs][: config.export.calibration_examples]
+    training_info["command"] = progress.get("command", command)  # the run that trained the weights
     training_info["exported_from_checkpoint"] = command
     return export_and_report(
         config, progress.get("command", command), models, training_info, calibration, step=progress["step"],

@@ -137,7 +137,8 @@ def test_quietmic_run_stops_cleanly_and_reports_counters(reference_model, jack_d
     )
     try:
         deadline = time.monotonic() + STREAM_START_SECONDS
-        while "PortAudio" not in subprocess.run(["jack_lsp"], capture_output=True, text=True).stdout:
+        # Its JACK client is named quietmic (PortAudio's default name would be "PortAudio" or "python3.C.<pid>").
+        while "quietmic:out_0" not in subprocess.run(["jack_lsp"], capture_output=True, text=True).stdout:
             assert process.poll() is None and time.monotonic() < deadline, process.communicate(timeout=30)
             time.sleep(0.1)
         time.sleep(1.0)
