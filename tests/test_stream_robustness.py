@@ -35,7 +35,13 @@ from realtime.desktop.service import Service
 RECOVERY_HOPS = 2
 """Output hops, counted from the last bad sample at the output delay, until the output is a fresh
 model's: the bad sample leaves the analysis window (the model restarts there), then the
-overlap-add of the window's two frames flushes."""
+overlap-add of the window's two frames flushes. A deep filter adds the frames its taps reach back."""
+
+def recovery_hops(enhancer: Enhancer) -> int:
+    """:data:`RECOVERY_HOPS` plus the frames a deep filter's taps reach back (they still hold the fault)."""
+    deep = enhancer.model.metadata.mask.deep_filter
+    return RECOVERY_HOPS + (0 if deep is None else deep.order - 1 - deep.lookahead)
+
 
 PEAK_HEADROOM = 2.0
 """Output peak / (input peak * the model's max gain) never exceeds this. Gains per bin can raise
@@ -128,7 +134,7 @@ def test_bad_samples_leave_no_trace_after_a_few_hops(model_and_rate: tuple[Path,
     latency = faulty.latency
     before = first - first % faulty.hop_length  # output handed out before the fault's hop began
     assert np.max(np.abs(out[:before] - expected[:before])) < EXACT
-    recovered = last + 1 + latency + RECOVERY_HOPS * faulty.hop_length
+    recovered = last + 1 + latency + recovery_hops(faulty) * faulty.hop_length
     assert recovered < len(out)
     assert np.max(np.abs(out[recovered:] - expected[recovered:])) < EXACT, "the fault left a trace"
     assert np.max(np.abs(out)) <= PEAK_HEADROOM * np.max(np.abs(clean))  # silence, not a blast
@@ -179,7 +185,7 @@ def test_separate_faults_in_one_block_each_restart_the_model() -> None:
     expected = np.concatenate(pieces)
     assert faulty.counters.model_resets == len(faults) and faulty.counters.invalid_samples == len(faults)
     for (index, _), (next_index, _) in zip(faults, faults[1:] + [(len(clean), None)]):
-        recovered = index + 1 + latency + RECOVERY_HOPS * hop
+        recovered = index + 1 + latency + recovery_hops(faulty) * hop
         untouched = slice(recovered, next_index - next_index % hop)
         assert np.max(np.abs(out[untouched] - expected[untouched])) < EXACT
 

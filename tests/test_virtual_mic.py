@@ -221,6 +221,9 @@ def test_the_microphone_is_held_only_while_a_program_records(pulse: PulseServer,
             assert audio_flows(noisy_speech(1.0))
         Quietmic({}).wait_for("idle", IDLE_LIMIT_SECONDS)
         assert mic_streams(pulse) == 0
+    # The PulseAudio path runs on libpulse alone: PortAudio is never loaded (issue 18, section 4).
+    maps = Path(f"/proc/{status()['pid']}/maps").read_text()
+    assert "libportaudio" not in maps and "libpulse-simple" in maps
 
 
 def test_started_before_the_server_it_waits_and_never_plays_to_the_speakers(

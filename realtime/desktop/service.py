@@ -46,7 +46,7 @@ from realtime.live import jack_graph
 from realtime.live.from_settings import build_processor, device_rate
 from realtime.live.processor import LiveProcessor
 from realtime.model import load_checked_model
-from realtime.live.portaudio_scan import PortAudioOrphaned, rescan, sounddevice
+from realtime.live.portaudio_scan import PortAudioOrphaned, portaudio_errors, rescan, sounddevice
 from realtime.live.pulse_stream import PulseDuplexStream
 
 log = logging.getLogger(__name__)
@@ -519,7 +519,6 @@ class Service:
 
     def _open_stream(self) -> bool:
         """Try to open the stream once; False (and the reason in the status) if it cannot yet."""
-        sd = sounddevice()
         try:
             with self._lock:
                 settings, model = self.settings, self.model
@@ -556,7 +555,7 @@ class Service:
             processor.start()
             if isinstance(self.virtual_mic, virtual_mic.JackPorts):  # programs connect; never the speakers
                 jack_graph.disconnect_outputs(virtual_mic.SOURCE_NAME)
-        except (QuietmicError, sd.PortAudioError, ValueError) as exc:
+        except (QuietmicError, ValueError, *portaudio_errors()) as exc:
             self._set_state("waiting for the input device", str(exc))
             return False
         with self._lock:

@@ -216,6 +216,14 @@ def sounddevice() -> ModuleType:
     return sd
 
 
+def portaudio_errors() -> tuple[type[Exception], ...]:
+    """What a PortAudio call can raise: sounddevice's ``PortAudioError`` once sounddevice is loaded,
+    else nothing (an ``except portaudio_errors():`` that does not load PortAudio for a stream that
+    does not use it, such as the libpulse one)."""
+    module = sys.modules.get("sounddevice")
+    return (module.PortAudioError,) if module is not None else ()
+
+
 def orphaned() -> bool:
     """Whether PortAudio holds a client of a JACK server that has gone (then :func:`rescan` cannot work)."""
     sounddevice()

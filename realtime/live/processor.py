@@ -50,7 +50,7 @@ import numpy as np
 
 from realtime.enhancer import Enhancer
 from realtime.errors import DeviceError
-from realtime.live.portaudio_scan import orphaned, sounddevice
+from realtime.live.portaudio_scan import orphaned, portaudio_errors, sounddevice
 from realtime.ringbuffer import RingBuffer
 
 log = logging.getLogger(__name__)
@@ -342,9 +342,9 @@ class LiveProcessor:
 
     def start(self) -> None:
         """Open the duplex stream and start processing."""
-        sd = sounddevice()
+        sd = sounddevice() if self.stream_factory is None else None  # a libpulse stream needs no PortAudio
 
-        if self.stream_factory is None:
+        if sd is not None:
             try:
                 in_info = sd.query_devices(self.input_device, "input")
                 out_info = sd.query_devices(self.output_device, "output")
@@ -372,7 +372,7 @@ class LiveProcessor:
             self._worker.start()
         callback = self._inline_callback if self.inline else self._callback
         try:
-            if self.stream_factory is None:
+            if sd is not None:
                 self._stream = sd.Stream(
                     samplerate=self.sample_rate,
                     blocksize=self.block_size,
@@ -387,7 +387,7 @@ class LiveProcessor:
                     self.sample_rate, self.block_size, channels=(self.input_channel + 1, 1), callback=callback
                 )
             self._stream.start()
-        except sd.PortAudioError as exc:
+        except portaudio_errors() as exc:
             self._stream = None
             self.stop()
             raise DeviceError(
@@ -416,19 +416,15 @@ class LiveProcessor:
     @property
     def streaming(self) -> bool:
         """Whether the stream is running and the worker has not failed."""
-        sd = sounddevice()
-
         if self._stream is None or self._stop.is_set():
             return False
         try:
             return bool(self._stream.active)
-        except sd.PortAudioError:
+        except portaudio_errors():
             return False
 
     def stop(self) -> None:
         """Stop the stream and the worker; safe to call twice, and after the device has gone."""
-        sd = sounddevice()
-
         was_running = self._stream is not None or self._worker is not None
         if self._stream is not None and self._on_jack and orphaned():
             # PortAudio waits (up to 10 minutes) for the process callback of a JACK server that has gone to
@@ -439,7 +435,7 @@ class LiveProcessor:
             try:
                 self._stream.stop()
                 self._stream.close()
-            except sd.PortAudioError as exc:  # the device or the server went away
+            except portaudio_errors() as exc:  # the device or the server went away
                 log.info("closing the stream: %s", exc)
             self._stream = None
         self._stop.set()
