@@ -134,6 +134,8 @@ class RestartRequired(Exception):
 
 CARRY_ENV = "QUIETMIC_SERVICE_CARRY"
 """Environment variable that carries the service's counters across such a restart."""
+
+
 @dataclass
 class StreamState:
     """What the service is doing, for ``status``."""
