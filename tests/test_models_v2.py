@@ -323,7 +323,7 @@ def test_losses_new_terms() -> None:
         MaskLoss(np.eye(161, dtype=np.float32), framing, LossWeights(), 0, DeepFilterSpec("c", 96, 3, 1))
 
 
-def test_v2_config_builds_the_phase_aware_model_and_default_stays() -> None:
+def test_v2_config_builds_the_phase_aware_model_and_v1_stays() -> None:
     v2 = load_config(REPO_ROOT / "model_export" / "configs" / "v2.yaml")
     meta = build_metadata(v2, {"kind": "test"})
     assert meta.mask.deep_filter is not None and meta.algorithmic_latency_ms <= 20.0
@@ -333,10 +333,12 @@ def test_v2_config_builds_the_phase_aware_model_and_default_stays() -> None:
     # The filter starts at zero for training: the untrained model is a gain-only model.
     inputs = signals.synthetic_inputs(meta, 0.3, [1])[0]
     assert not built.predict_sequence(inputs[None])[..., meta.mask_size :].any()
-    default = load_config(REPO_ROOT / "model_export" / "configs" / "default.yaml")
-    default_meta = build_metadata(default, {"kind": "test"})
-    assert default.model.architecture == "gru_mask" and default_meta.mask.deep_filter is None
-    assert default_meta.features.spectrum is None and json.loads(default_meta.to_json())["format_version"] == 1
+    v1 = load_config(REPO_ROOT / "model_export" / "configs" / "v1.yaml")  # the default before: format 1 as it was
+    v1_meta = build_metadata(v1, {"kind": "test"})
+    assert v1.model.architecture == "gru_mask" and v1_meta.mask.deep_filter is None
+    assert v1_meta.features.spectrum is None and json.loads(v1_meta.to_json())["format_version"] == 1
+    default = load_config(REPO_ROOT / "model_export" / "configs" / "default.yaml")  # now the v2 model
+    assert build_metadata(default, {"kind": "test"}).mask.deep_filter == meta.mask.deep_filter
     standard = contract.deep_filter_model_metadata("x", "1", 16000, meta.states, {})
     assert standard.mask.deep_filter == meta.mask.deep_filter
 
