@@ -232,7 +232,8 @@ def test_default_cache_dir_respects_xdg(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert corpus.default_cache_dir() == Path.home() / ".cache" / "quietmic" / "corpus"
 
 
-def _make_deb(directory: Path, package: str, files: dict[str, np.ndarray], rate: int) -> Path:
+def make_deb(directory: Path, package: str, files: dict[str, np.ndarray], rate: int, subtype: str = "PCM_16") -> Path:
+    """A .deb holding ``files`` (path in the package -> audio at ``rate`` Hz, written as ``subtype``)."""
     import soundfile
 
     tree = directory / f"{package}-tree"
@@ -244,7 +245,7 @@ def _make_deb(directory: Path, package: str, files: dict[str, np.ndarray], rate:
     for rel, audio in files.items():
         path = tree / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        soundfile.write(path, audio, rate, subtype="PCM_16")
+        soundfile.write(path, audio, rate, subtype=subtype)
     doc = tree / "usr/share/doc" / package / "copyright"
     doc.parent.mkdir(parents=True)
     doc.write_text("License: test\n")
@@ -265,10 +266,10 @@ def test_build_from_local_debs_is_idempotent(tmp_path: Path, monkeypatch: pytest
     voice["usr/share/festival/voices/test/wav/ru_0003.wav"] = speech_like(22050, 1.5, 3, -40.0)  # noisy
     voice["usr/share/festival/voices/test/wav/ru_0005.wav"] = np.clip(speech_like(22050, 1.5, 5, -85.0) * 40,
                                                                        -1, 1)  # clipped
-    _make_deb(debs, "fake-voice", voice, 22050)
+    make_deb(debs, "fake-voice", voice, 22050)
     noise = {f"usr/share/fx/{name}.wav": noise_synth.coloured_noise(48000, 48000, i, colour="brown")
              for i, name in enumerate(["a", "b", "c", "d"])}
-    _make_deb(debs, "fake-noise", noise, 48000)
+    make_deb(debs, "fake-noise", noise, 48000)
     monkeypatch.setitem(corpus.PACKAGE_SPLITS, "fake-voice", "train")
     monkeypatch.setitem(corpus.PACKAGE_SPLITS, "fake-noise", "test")
     specs = [

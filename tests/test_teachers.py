@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ import pytest
 
 from model_export import corpus, teachers
 from model_export.corpus import CorpusError, SourceSpec
+from test_corpus import make_deb
 
 RATE = 16000
 CLEAN_FLOOR_DBFS = -85.0
@@ -143,26 +143,6 @@ def test_judge_drops_disagreement_residual_noise_and_clipping() -> None:
 # --- cleaned sources -------------------------------------------------------------------------------
 
 
-def _make_deb(directory: Path, package: str, files: dict[str, np.ndarray]) -> Path:
-    import soundfile
-
-    tree = directory / f"{package}-tree"
-    (tree / "DEBIAN").mkdir(parents=True)
-    (tree / "DEBIAN" / "control").write_text(
-        f"Package: {package}\nVersion: 1.0-1\nArchitecture: all\nMaintainer: t <t@example.org>\nDescription: test\n")
-    for rel, audio in files.items():
-        path = tree / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        soundfile.write(path, audio, RATE, subtype="FLOAT")
-    doc = tree / "usr/share/doc" / package / "copyright"
-    doc.parent.mkdir(parents=True)
-    doc.write_text("License: test\n")
-    deb = directory / f"{package}_1.0-1_all.deb"
-    subprocess.run(["dpkg-deb", "--root-owner-group", "--build", str(tree), str(deb)], check=True,
-                   capture_output=True)
-    return deb
-
-
 def _no_apt(run):
     def guarded(command, cwd=None):
         assert command[0] != "apt-get", "the test must not download"
@@ -202,7 +182,7 @@ def fake_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
             files[WAV.format(i)] = np.clip(speech_like(1.5, i, NOISY_FLOOR_DBFS) * 40, -1, 1)
         else:
             files[WAV.format(i)] = speech_like(1.5, i, NOISY_FLOOR_DBFS)  # the syllables of cleans[i] (same seed)
-    _make_deb(debs, "fake-voice", files)
+    make_deb(debs, "fake-voice", files, RATE, subtype="FLOAT")
     monkeypatch.setitem(corpus.PACKAGE_SPLITS, "fake-voice", "train")
     monkeypatch.setitem(corpus.PACKAGE_SPLITS, "fake-voice-val", "val")
     monkeypatch.setattr(corpus, "_run", _no_apt(corpus._run))
