@@ -51,6 +51,7 @@ from benchmarks.machine import process_memory_mb
 from benchmarks.pipewire_server import PipeWireServer
 from benchmarks.pulse_probe import PROBE_PLAYBACK_BLOCKS, WARMUP_SECONDS, listening, play_and_record
 from benchmarks.pulse_server import MIC_SINK, MIC_SOURCE, PulseServer
+from realtime.desktop import virtual_mic
 from realtime.desktop.virtual_mic import SOURCE_NAME
 
 RATE = 48000
@@ -206,12 +207,11 @@ def cpu_percent(pids: list[int], seconds: float) -> float:
     return 100.0 * (_cpu_seconds(pids) - before) / seconds
 
 
-def mic_streams(server: PulseServer) -> int:
-    """Streams recording the test microphone (quietmic's, while it streams)."""
-    index = next((line.split("\t")[0] for line in server.pactl("list", "short", "sources").splitlines()
-                  if line.split("\t")[1:2] == [MIC_SOURCE]), None)
-    return sum(1 for line in server.pactl("list", "short", "source-outputs").splitlines()
-               if index is not None and line.split("\t")[1:2] == [index])
+def mic_streams() -> int:
+    """Streams recording the test microphone (quietmic's, while it streams), counted as the service counts
+    its listeners (``pactl`` on the server this process's environment names)."""
+    index = virtual_mic.source_index(MIC_SOURCE)
+    return (virtual_mic.streams_recording(index) or 0) if index is not None else 0
 
 
 def _feed(player: subprocess.Popen[bytes], signal: np.ndarray) -> None:
@@ -276,7 +276,7 @@ def measure_idle(server: PulseServer, quietmic: Quietmic, pid: int, seconds: flo
     service_cpu = 100.0 * (_cpu_seconds([pid]) - before[0]) / seconds
     server_cpu = 100.0 * (_cpu_seconds(server_pids) - before[1]) / seconds
     return {"idle_cpu_percent": service_cpu, "server_cpu_percent_with_quietmic_idle": server_cpu,
-            "mic_streams_while_idle": mic_streams(server), "state_while_idle": quietmic.status()["state"]}
+            "mic_streams_while_idle": mic_streams(), "state_while_idle": quietmic.status()["state"]}
 
 
 def measure(model: str | None, minutes: float, workdir: Path, server_kind: str = "pulseaudio",

@@ -212,15 +212,15 @@ IDLE_LIMIT_SECONDS = 10.0
 def test_the_microphone_is_held_only_while_a_program_records(pulse: PulseServer, reference_model) -> None:
     assert quietmic("start", "--backend", "pulse", "--model", str(reference_model("random", 16000))).returncode == 0
     Quietmic({}).wait_for("idle", IDLE_LIMIT_SECONDS)
-    assert mic_streams(pulse) == 0, pulse.pactl("list", "source-outputs")
+    assert mic_streams() == 0, pulse.pactl("list", "source-outputs")
     for _ in range(2):  # and again: the second wake-up is no different
         with listening(SOURCE_NAME):
             Quietmic({}).wait_until(lambda s: s["state"] == "running" and s["input"] == MIC_SOURCE,
                                     RECONNECT_LIMIT_SECONDS, "streaming for the listener")
-            assert mic_streams(pulse) == 1
+            assert mic_streams() == 1
             assert audio_flows(noisy_speech(1.0))
         Quietmic({}).wait_for("idle", IDLE_LIMIT_SECONDS)
-        assert mic_streams(pulse) == 0
+        assert mic_streams() == 0
     # The PulseAudio path runs on libpulse alone: PortAudio is never loaded (issue 18, section 4).
     maps = Path(f"/proc/{status()['pid']}/maps").read_text()
     assert "libportaudio" not in maps and "libpulse-simple" in maps

@@ -263,9 +263,9 @@ class Service:
         """Refuse an input device that does not exist, listing those that do (nothing changes)."""
         if self._pulse():
             names = [n for n in virtual_mic.sources() if n != virtual_mic.SOURCE_NAME]
-            microphones = [n for n in names if not virtual_mic.is_monitor(n)]
-            if str(value) in names or any(str(value) in n for n in microphones):
+            if _matching_source(str(value), names) is not None:  # what the stream would open
                 return
+            microphones = [n for n in names if not virtual_mic.is_monitor(n)]
             raise QuietmicError(f"no microphone {value!r} on the audio server; the microphones are: "
                                 f"{', '.join(microphones) or 'none'} (a part of a name is enough)")
         sd = sounddevice()
@@ -501,13 +501,7 @@ class Service:
         names = [n for n in virtual_mic.sources() if n != virtual_mic.SOURCE_NAME]  # never our own output
         wanted = self.settings.input_device
         if wanted is not None:
-            if str(wanted) in names:
-                return str(wanted)
-            # A part of a name picks a microphone, not a sink's monitor ("usb" must not pick
-            # "usb_speakers.monitor"), unless it says "monitor".
-            matches = [n for n in names if str(wanted) in n
-                       and (not virtual_mic.is_monitor(n) or "monitor" in str(wanted))]
-            return matches[0] if matches else None
+            return _matching_source(str(wanted), names)
         default = virtual_mic.default_source()
         # PulseAudio makes a sink's monitor the default when the last microphone goes away: recording
         # it would send the speakers (the other side of the call) back into the call. Only
@@ -594,6 +588,16 @@ class Service:
             cpu = _cpu_seconds()
             self._cpu_percent = 100.0 * (cpu - mark_cpu) / (now - mark_time)
             self._cpu_mark = (now, cpu)
+
+
+def _matching_source(wanted: str, names: list[str]) -> str | None:
+    """The source ``wanted`` names among ``names``: that name, else the first containing it. A part of a
+    name picks a microphone, not a sink's monitor ("usb" must not pick "usb_speakers.monitor"), unless
+    it says "monitor"."""
+    if wanted in names:
+        return wanted
+    matches = [n for n in names if wanted in n and (not virtual_mic.is_monitor(n) or "monitor" in wanted)]
+    return matches[0] if matches else None
 
 
 def _cpu_seconds() -> float:
