@@ -42,7 +42,7 @@ def validation_examples(config_path: Path, limit: int | None = None) -> list:
     from model_export.augment import Mixer, mix_config
     from model_export.corpus import load_corpus
     from model_export.train import load_config
-    from model_export.training_data import SPLIT_INDEX
+    from model_export.training_data import batch_examples
 
     config = load_config(config_path)
     if config.sample_rate != RATE:
@@ -53,8 +53,7 @@ def validation_examples(config_path: Path, limit: int | None = None) -> list:
                                                                seconds=tc.validation_seconds))
     examples = []
     for batch in range(tc.validation_batches):
-        rng = np.random.default_rng([config.seed, SPLIT_INDEX["val"], batch])
-        examples += [mixer.example(rng) for _ in range(tc.batch_size)]
+        examples += batch_examples(mixer, "val", config.seed, batch, tc.batch_size)
     return examples[:limit]
 
 

@@ -94,10 +94,15 @@ def _init_worker(cache_dir: str | None, sample_rate: int, seconds: float, metada
     _WORKER["metadata"] = ModelMetadata.from_json(metadata_json)
 
 
-def _make_batch(split: str, seed: int, index: int, size: int) -> Batch:
-    mixer = _WORKER["mixers"][split]
+def batch_examples(mixer: Any, split: str, seed: int, index: int, size: int) -> list:
+    """The mixtures (:class:`model_export.augment.Example`) of batch ``index`` of ``split``: ``mixer``'s
+    examples drawn from a generator seeded with ``(seed, split, index)``, the same in every run."""
     rng = np.random.default_rng([seed, SPLIT_INDEX[split], index])
-    examples = [mixer.example(rng) for _ in range(size)]
+    return [mixer.example(rng) for _ in range(size)]
+
+
+def _make_batch(split: str, seed: int, index: int, size: int) -> Batch:
+    examples = batch_examples(_WORKER["mixers"][split], split, seed, index, size)
     return featurize([e.noisy for e in examples], [e.clean for e in examples], _WORKER["metadata"])
 
 
