@@ -14,8 +14,9 @@ The API:
 
 :func:`enhance` (``signal, sample_rate, model="default", *, atten_lim_db=35``)
     Enhance a whole signal: mono (1-D) or ``(frames, channels)``, float or integer PCM (int16
-    comes back as int16), at any rate the model's framing fits (8, 16, 32, 44.1, 48, 96 kHz...).
-    The delay is taken out: the result is time-aligned with the input, same shape and dtype.
+    comes back as int16), at any rate from 8 to 384 kHz (rates the model's framing does not fit,
+    such as 22.05 kHz, are resampled with soxr and back, as file mode does). The delay is taken
+    out: the result is time-aligned with the input, same shape and dtype.
 :class:`Enhancer` (``model="default", sample_rate, *, block_size=None, channels=None,
 atten_lim_db=35, bypass=False, fallback=True``)
     The streaming engine: :meth:`~Enhancer.process` a block (any size; the first block's size
@@ -45,7 +46,8 @@ Its folders are its layers; a module imports only from its own layer and those
 below it (``tests/test_layers.py`` checks it):
 
 1. the engine, at the top of this package: :mod:`realtime.enhancer` (the streaming
-   :class:`Enhancer`), :mod:`realtime.arrays` (:func:`enhance`: whole signals), :mod:`realtime.dsp`,
+   :class:`Enhancer`), :mod:`realtime.arrays` (:func:`enhance`: whole signals), :mod:`realtime.resampling`
+   (any rate: soxr around the Enhancer, aligned), :mod:`realtime.dsp`,
    :mod:`realtime.model` (:class:`MaskModel`), :mod:`realtime.metadata`, :mod:`realtime.ringbuffer`,
    :mod:`realtime.errors`, :mod:`realtime.sniff` (what kind of file a path holds),
    :mod:`realtime.messages` (one-line error wording), :mod:`realtime.nesting` (the guard against

@@ -118,10 +118,11 @@ def enhance(
     Args:
         signal: mono samples (1-D) or ``(frames, channels)``; each channel is enhanced by its own
             copy of the model. Floats at full scale +-1, or integer PCM (int16, int32, uint8...).
-        sample_rate: the signal's rate, in Hz. Any rate at which the model's window and hop are
-            whole samples (8, 16, 32, 44.1, 48, 96 kHz... for the bundled 20 ms / 10 ms models);
-            another rate is refused with a :class:`~realtime.errors.QuietmicError` that says so:
-            resample the audio to one of them first.
+        sample_rate: the signal's rate, in Hz, from 8000 to 384000. Where the model's window
+            and hop are whole samples (8, 16, 32, 44.1, 48, 96 kHz... for the bundled 20 ms / 10 ms
+            models) the signal is enhanced as it is, exactly as a live stream would be; at other
+            rates (11025, 22050 Hz...) it is resampled with soxr to the nearest rate that fits
+            (:func:`realtime.resampling.processing_rate`), enhanced and resampled back, aligned.
         model: ``"default"``, ``"low-latency"`` (bundled models), the path of a ``.tflite``
             model, or a loaded :class:`~realtime.model.MaskModel`.
         atten_lim_db: most attenuation applied anywhere, in dB (the app's default, 35 dB);
@@ -132,21 +133,54 @@ def enhance(
         floats in their own precision).
 
     Raises:
-        QuietmicError: the model cannot be loaded, cannot run at ``sample_rate``, or fails while
+        QuietmicError: the model cannot be loaded, ``sample_rate`` is out of range, or the model fails while
             running (no partly enhanced result is returned).
         TypeError, ValueError: the signal is not audio samples of a shape described above.
     """
     # Imported here: the enhancer loads TensorFlow Lite, which `import realtime` does not.
-    from realtime.enhancer import Enhancer
+    from realtime.enhancer import Enhancer, checked_sample_rate
+    from realtime.model import MaskModel
+    from realtime.resampling import processing_rate
 
     array = _checked_signal(signal)
     channels = 1 if array.ndim == 1 else array.shape[1]
-    enhancer = Enhancer(model, sample_rate, channels=channels, atten_lim_db=atten_lim_db, fallback=False)
-    if array.shape[0] == 0:  # nothing to enhance (the model and rate were checked all the same)
-        return array.copy()
-    enhanced = enhance_signal(enhancer, _as_float(array), enhancer.hop_length)
+    loaded = model if isinstance(model, MaskModel) else MaskModel(DEFAULT_MODEL_NAME if model is None else model)
+    rate = processing_rate(loaded.metadata, checked_sample_rate(sample_rate))
+    if rate == sample_rate:
+        enhancer = Enhancer(loaded, rate, channels=channels, atten_lim_db=atten_lim_db, fallback=False)
+        if array.shape[0] == 0:  # nothing to enhance (the model and rate were checked all the same)
+            return array.copy()
+        enhanced = enhance_signal(enhancer, _as_float(array), enhancer.hop_length)
+    else:
+        if array.shape[0] == 0:
+            return array.copy()
+        enhanced = _enhance_resampled(loaded, _as_float(array), sample_rate, rate, atten_lim_db)
     log.debug(
-        "enhanced %d frames x %d channels at %d Hz with %s (delay %d samples taken out)",
-        array.shape[0], channels, enhancer.sample_rate, enhancer.model.source, enhancer.latency,
+        "enhanced %d frames x %d channels at %d Hz (%d Hz in the model) with %s",
+        array.shape[0], channels, sample_rate, rate, loaded.source,
     )
     return _as_dtype(enhanced, array.dtype)
+
+
+def _enhance_resampled(
+    model: MaskModel, signal: np.ndarray, sample_rate: int, rate: int, atten_lim_db: float | None
+) -> np.ndarray:
+    """``signal`` at ``sample_rate`` Hz enhanced at ``rate`` Hz between two soxr resamplers; aligned, float32.
+
+    Each channel gets its own Enhancer (its own state) on a clone of ``model``, as file mode does.
+    """
+    from realtime.enhancer import Enhancer, hop_at_rate
+    from realtime.resampling import AlignedPipeline
+
+    frames = signal.shape[0]
+    columns = signal.reshape(frames, -1).astype(np.float32, copy=False)
+    hop = hop_at_rate(model.metadata, rate)
+    models = [model if channel == 0 else model.clone() for channel in range(columns.shape[1])]
+    pipeline = AlignedPipeline(
+        [Enhancer(m, rate, block_size=hop, atten_lim_db=atten_lim_db, fallback=False) for m in models],
+        sample_rate, hop,
+    )
+    out = pipeline.process(np.ascontiguousarray(columns), last=True)[:frames]
+    if len(out) < frames:  # resampling rounding: at most a frame or two
+        out = np.concatenate([out, np.zeros((frames - len(out), out.shape[1]), np.float32)])
+    return out.reshape(signal.shape)

@@ -100,7 +100,7 @@ def _is_count(value: object) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def _checked_rate(model: object, sample_rate: object) -> int:
+def checked_sample_rate(sample_rate: object, model: object = None) -> int:
     """``sample_rate`` as a whole number of Hz, or a TypeError/ValueError saying what to pass."""
     if sample_rate is None:
         if _is_count(model):
@@ -212,7 +212,7 @@ class Enhancer:
     ) -> None:
         self._followers: list[Enhancer] = []
         """The Enhancers of channels 1 and up (channel 0 is this one)."""
-        self.sample_rate = _checked_rate(model, sample_rate)
+        self.sample_rate = checked_sample_rate(sample_rate, model)
         if not isinstance(model, (MaskModel, str, os.PathLike, bytes)) and model is not None:
             raise TypeError(
                 f"model must be a MaskModel, a .tflite path or a bundled model's name, not {type(model).__name__}"

@@ -188,9 +188,33 @@ def test_enhance_refuses_what_is_not_audio_and_says_what_to_pass(signal: np.ndar
 
 
 @pytest.mark.parametrize("rate", [11025, 22050, 44099])
-def test_a_rate_the_model_cannot_run_at_is_refused_with_what_to_do(rate: int) -> None:
-    with pytest.raises(QuietmicError, match=rf"cannot run at {rate} Hz.*resample the audio"):
+def test_any_rate_is_enhanced_as_file_mode_enhances_it(identity: Path, tmp_path: Path, rate: int) -> None:
+    """At rates the model's framing does not fit, the one call resamples (soxr) as file mode does: same samples,
+    same shape, aligned (the identity model gives the input back through the two resamplers)."""
+    import soundfile
+
+    signal = noisy_speech(rate, channels=2)
+    out = realtime.enhance(signal, rate)
+    assert out.shape == signal.shape and out.dtype == np.float32
+    source, target = tmp_path / "in.wav", tmp_path / "out.wav"
+    soundfile.write(source, signal, rate, subtype="FLOAT")
+    realtime.enhance_file(source, target)
+    np.testing.assert_array_equal(out, soundfile.read(target, dtype="float32")[0])
+    tones = np.sin(2 * np.pi * 220 * np.arange(rate) / rate) + 0.5 * np.sin(2 * np.pi * 1000 * np.arange(rate) / rate)
+    passed = realtime.enhance(0.2 * tones, rate, identity, atten_lim_db=None)  # well inside soxr's pass band
+    inner = slice(rate // 10, -rate // 10)  # the resamplers' start and end transients aside
+    assert np.max(np.abs(passed[inner] - 0.2 * tones[inner])) < 0.01 * np.max(np.abs(0.2 * tones))
+
+
+@pytest.mark.parametrize("rate", [4000, 400_000])
+def test_a_rate_out_of_range_is_refused_with_what_to_do(rate: int) -> None:
+    with pytest.raises(QuietmicError, match=rf"{rate} Hz is outside the 8000..384000 Hz.*resample it"):
         realtime.enhance(np.zeros(rate), rate)
+
+
+def test_the_enhancer_refuses_a_rate_the_model_cannot_run_at_and_says_what_to_do() -> None:
+    with pytest.raises(QuietmicError, match=r"cannot run at 22050 Hz.*resample the audio"):
+        Enhancer(sample_rate=22050)
 
 
 @pytest.mark.parametrize("rate", [0, -16000, 16000.5, "16000"])

@@ -41,19 +41,12 @@ from realtime.errors import AudioFileError, QuietmicError
 from realtime.files.audio_io import STDIO, AudioInfo, AudioReader, StdinCopy, open_audio, open_output
 from realtime.metadata import ModelMetadata, load_metadata
 from realtime.model import MaskModel, read_model_bytes, require_valid_model
+from realtime.resampling import AlignedPipeline, processing_rate, resample
 
 log = logging.getLogger(__name__)
 
-MIN_FILE_RATE = 8_000
-"""Lowest sample rate enhanced, Hz (narrow-band telephone speech; below it there is no speech band to enhance)."""
-MAX_FILE_RATE = 384_000
-"""Highest sample rate enhanced, Hz."""
 MAX_CHANNELS = 32
 """Most channels enhanced (each gets its own model)."""
-MAX_RESAMPLE_FACTOR = 8
-"""Largest integer factor tried first to reach a rate the model's framing fits (11025 Hz -> x4 = 44100 Hz)."""
-RESAMPLE_QUALITY = "HQ"
-"""soxr's quality preset: 20-bit precision, pass band to 91 % of the lower Nyquist frequency."""
 CHUNK_SECONDS = 0.5
 """Audio read, enhanced and written at a time, seconds (rounded up to whole blocks)."""
 PLOT_MAX_SECONDS = 600.0
@@ -84,112 +77,6 @@ class FileResult:
     """libsndfile's names of the input's container and sample format, e.g. ``"FLAC, PCM_24"``."""
     figures: dict[str, float] = field(default_factory=dict)
     """With a plot: what it shows in numbers (:func:`realtime.files.plot.enhancement_figures`)."""
-
-
-# --- rates -----------------------------------------------------------------------------------
-
-
-def _fits(metadata: ModelMetadata, sample_rate: int) -> bool:
-    """Whether the model's window and hop are whole numbers of samples at ``sample_rate`` Hz."""
-    try:
-        metadata.framing.at_rate(sample_rate)
-    except ValueError:
-        return False
-    return True
-
-
-def processing_rate(metadata: ModelMetadata, sample_rate: int, source: str = "the file") -> int:
-    """The rate, Hz, at which a file at ``sample_rate`` Hz is enhanced.
-
-    ``sample_rate`` itself where the model's framing fits it (8, 16, 32, 44.1, 48, 96 kHz for a
-    10 ms hop); else the least integer multiple up to :data:`MAX_RESAMPLE_FACTOR` that fits
-    (11025 and 22050 Hz: 44100 Hz); else the least rate above it that fits (12345 Hz: 12400 Hz).
-    Raises :class:`AudioFileError` (naming ``source``) when the rate is out of range.
-    """
-    if not MIN_FILE_RATE <= sample_rate <= MAX_FILE_RATE:
-        raise AudioFileError(
-            f"{source}: the sample rate {sample_rate} Hz is outside the {MIN_FILE_RATE}..{MAX_FILE_RATE} Hz quietmic "
-            f"enhances; resample it first, e.g. 'ffmpeg -i {source} -ar 48000 out.wav'"
-        )
-    for factor in range(1, MAX_RESAMPLE_FACTOR + 1):
-        if _fits(metadata, sample_rate * factor):
-            return sample_rate * factor
-    # The window and hop are whole samples exactly at the multiples of this step (100 Hz for 20/10 ms).
-    step = metadata.sample_rate // math.gcd(metadata.sample_rate, math.gcd(metadata.window_length, metadata.hop_length))
-    rate = -(-sample_rate // step) * step
-    assert _fits(metadata, rate), f"{rate} Hz should fit the model's framing"
-    return rate
-
-
-class FilePipeline:
-    """All channels' path through the engine: resample (if needed), enhance, resample back; aligned.
-
-    Fed consecutive chunks of ``(frames, channels)`` samples at the file's rate, it returns the
-    aligned output so far (fewer frames than fed at first: the enhancer's delay); the call with
-    ``last=True`` flushes the rest, so that in all the output has the input's length (give or take
-    a frame of resampling rounding, which the caller trims or pads). Output frame ``i`` is the
-    enhanced input frame ``i``.
-    """
-
-    def __init__(self, enhancers: list[Enhancer], file_rate: int, block_size: int, *, record: bool = False) -> None:
-        self.enhancers = enhancers
-        self.file_rate = file_rate
-        self.rate = enhancers[0].sample_rate
-        """Processing rate, Hz."""
-        self.block_size = block_size
-        """Samples per Enhancer.process call, at the processing rate."""
-        channels = len(enhancers)
-        self.resampling = self.rate != file_rate
-        if self.resampling:
-            import soxr
-
-            self._up = soxr.ResampleStream(file_rate, self.rate, channels, dtype="float32", quality=RESAMPLE_QUALITY)
-            self._down = soxr.ResampleStream(self.rate, file_rate, channels, dtype="float32", quality=RESAMPLE_QUALITY)
-        self._pending = np.zeros((0, channels), np.float32)
-        """Processing-rate samples waiting for a whole block."""
-        self._to_drop = enhancers[0].latency
-        """Enhancer output samples still to drop (its delay)."""
-        self._produced = 0
-        """Processing-rate input samples so far (the length the aligned enhanced stream must reach)."""
-        self._kept = 0
-        """Aligned enhanced samples so far, at the processing rate."""
-        self.recorded: tuple[list[np.ndarray], list[np.ndarray]] | None = ([], []) if record else None
-        """With ``record``: the first channel's enhancer input and aligned output at the processing rate (plots)."""
-
-    @property
-    def latency(self) -> int:
-        """The Enhancer's delay that is compensated, samples at the processing rate."""
-        return self.enhancers[0].latency
-
-    def _enhance(self, samples: np.ndarray) -> np.ndarray:
-        """The aligned enhanced samples completed by ``samples`` (processing rate), all channels."""
-        buffered = np.concatenate([self._pending, samples]) if len(self._pending) else samples
-        whole = len(buffered) - len(buffered) % self.block_size
-        self._pending = buffered[whole:]
-        out = np.empty((whole, len(self.enhancers)), np.float32)
-        for start in range(0, whole, self.block_size):
-            block = buffered[start : start + self.block_size]
-            for channel, enhancer in enumerate(self.enhancers):
-                out[start : start + self.block_size, channel] = enhancer.process(block[:, channel])
-        drop = min(self._to_drop, whole)
-        self._to_drop -= drop
-        return out[drop:]
-
-    def process(self, chunk: np.ndarray, *, last: bool = False) -> np.ndarray:
-        """Aligned float32 output at the file's rate completed by ``chunk`` (the rest too with ``last``)."""
-        high = self._up.resample_chunk(chunk, last=last) if self.resampling else chunk
-        self._produced += len(high)
-        enhanced = [self._enhance(high)]
-        if last:  # zeros through the enhancer until its delay is flushed
-            zeros = np.zeros((self.block_size, len(self.enhancers)), np.float32)
-            while self._kept + sum(map(len, enhanced)) < self._produced:
-                enhanced.append(self._enhance(zeros))
-        aligned = np.concatenate(enhanced)[: self._produced - self._kept]
-        if self.recorded is not None:
-            self.recorded[0].append(high[:, 0].copy())
-            self.recorded[1].append(aligned[:, 0].copy())
-        self._kept += len(aligned)
-        return self._down.resample_chunk(aligned, last=last) if self.resampling else aligned
 
 
 # --- the file --------------------------------------------------------------------------------
@@ -240,7 +127,7 @@ def _replace_invalid(chunk: np.ndarray) -> tuple[np.ndarray, int]:
     return np.where(finite, chunk, np.float32(0.0)), int(chunk.size - np.count_nonzero(finite))
 
 
-def _stream(reader: AudioReader, writer, pipeline: FilePipeline, chunk: int,  # noqa: ANN001 - an OutputWriter
+def _stream(reader: AudioReader, writer, pipeline: AlignedPipeline, chunk: int,  # noqa: ANN001 - an OutputWriter
             progress: ProgressCallback | None) -> int:
     """Feed the file through the pipeline into the writer; returns the invalid samples replaced.
 
@@ -287,7 +174,7 @@ class _Options:
     plot: bool
 
 
-def _make_pipeline(info: AudioInfo, options: _Options) -> tuple[FilePipeline, int]:
+def _make_pipeline(info: AudioInfo, options: _Options) -> tuple[AlignedPipeline, int]:
     """The pipeline for all channels, and the chunk size (frames at the file's rate)."""
     rate = options.rate
     if options.block_size:
@@ -303,11 +190,11 @@ def _make_pipeline(info: AudioInfo, options: _Options) -> tuple[FilePipeline, in
         if options.plot and channel == 0:
             enhancer.gain_log = []
         enhancers.append(enhancer)
-    pipeline = FilePipeline(enhancers, info.sample_rate, block, record=options.plot)
+    pipeline = AlignedPipeline(enhancers, info.sample_rate, block, record=options.plot)
     return pipeline, _chunk_frames(options.block_size or block, info.sample_rate)
 
 
-def _plot(pipeline: FilePipeline, plot_path: str | Path, title: str,
+def _plot(pipeline: AlignedPipeline, plot_path: str | Path, title: str,
           reference: tuple[np.ndarray, int] | None) -> dict[str, float]:
     """Draw the first channel's input, output, what was removed and the gains, at the processing rate."""
     from realtime.files.plot import plot_enhancement
@@ -318,19 +205,10 @@ def _plot(pipeline: FilePipeline, plot_path: str | Path, title: str,
     enhanced = np.concatenate(pipeline.recorded[1])
     clean = None
     if reference is not None:
-        clean = _at_rate(reference[0], reference[1], pipeline.rate)[: len(noisy)]
+        clean = resample(reference[0], reference[1], pipeline.rate)[: len(noisy)]
     assert enhancer.gain_log is not None
     gains = np.array(enhancer.gain_log)[: -(-len(noisy) // enhancer.hop_length)]
     return plot_enhancement(noisy, enhanced, gains, enhancer.framing, plot_path, title=title, reference=clean)
-
-
-def _at_rate(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
-    """A mono signal at ``target`` Hz (soxr, in one go)."""
-    if rate == target:
-        return samples
-    import soxr
-
-    return soxr.resample(samples, rate, target, quality=RESAMPLE_QUALITY)
 
 
 def _read_reference(path: str | Path) -> tuple[np.ndarray, int]:
@@ -356,7 +234,7 @@ def enhance_file(
 
     Args:
         input_path: any format libsndfile reads (WAV, FLAC, Ogg Vorbis, Opus, MP3, AIFF...),
-            at any rate from :data:`MIN_FILE_RATE` to :data:`MAX_FILE_RATE` Hz; ``"-"``: standard input.
+            at any rate from :data:`~realtime.resampling.MIN_RATE` to :data:`~realtime.resampling.MAX_RATE` Hz; ``"-"``: standard input.
         output_path: written in the format its extension names (none: WAV), same rate, length and
             channels, and the input's sample format where that format holds it; replaced
             atomically. ``"-"``: WAV to standard output.
