@@ -229,9 +229,9 @@ def report(doc: dict) -> str:
     header = ["room", "RT60 s", "delay ms", "ERLE dB", "conv. s", "PESQ mic", "PESQ AEC", "PESQ den.", "PESQ AEC+den.",
               "PESQ near only", "AEC delay ms", "CPU xRT"]
     rows = []
-    for r in doc["rooms"] + [dict(doc["overall"], room="overall", rt60_s=None, acoustic_delay_ms=0, path_delay_ms=0)]:
+    for r in doc["rooms"] + [dict(doc["overall"], room="overall")]:
         p = r["pesq_wb_double_talk"]
-        rows.append([r["room"], fmt(r.get("rt60_s"), 2), fmt(r["acoustic_delay_ms"] + r["path_delay_ms"], 0),
+        rows.append([r["room"], fmt(r.get("rt60_s"), 2), fmt(r["acoustic_delay_ms"] + r["path_delay_ms"] if "path_delay_ms" in r else None, 0),
                      fmt(r["erle_db"], 1), fmt(r.get("converged_after_s", r.get("converged_after_s_max")), 0),
                      fmt(p["mic"], 2), fmt(p["canceller"], 2), fmt(p.get("denoiser"), 2),
                      fmt(p.get("canceller_then_denoiser"), 2), fmt(p["near_only_through_canceller"], 2),
