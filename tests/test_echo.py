@@ -147,3 +147,17 @@ def test_importing_realtime_does_not_load_the_canceller() -> None:
     code = ("import sys, realtime, realtime.echo; "
             f"assert {echo.PACKAGE!r} not in sys.modules, 'loaded on import'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_benchmark_rooms_have_their_delay_and_direct_to_reverberant_ratio() -> None:
+    from benchmarks import echo_room
+
+    for room in echo_room.ROOMS:
+        h = echo_room.impulse_response(room, np.random.default_rng(0))
+        direct = int(np.argmax(np.abs(h)))
+        assert direct == round(room.total_delay_ms * echo_room.RATE / 1000)
+        drr = 10 * np.log10(h[direct] ** 2 / np.sum(np.delete(h, direct) ** 2))
+        assert abs(drr - room.drr_db) < 1e-6
+    x = speech_like(1.0, seed=10)
+    assert abs(echo_room.active_level_db(echo_room.at_level(x, -30.0)) + 30.0) < 1e-3
+    assert abs(echo_room.erle_db(x, 0.1 * x) - 20.0) < 1e-3
