@@ -50,7 +50,8 @@ below it (``tests/test_layers.py`` checks it):
    (any rate: soxr around the Enhancer, aligned), :mod:`realtime.dsp`,
    :mod:`realtime.model` (:class:`MaskModel`), :mod:`realtime.metadata`, :mod:`realtime.ringbuffer`,
    :mod:`realtime.errors`, :mod:`realtime.sniff` (what kind of file a path holds),
-   :mod:`realtime.messages` (one-line error wording), :mod:`realtime.nesting` (the guard against
+   :mod:`realtime.messages` (one-line error wording), :mod:`realtime.echo` (echo cancellation before the
+   denoiser: WebRTC AEC3 from the optional extra ``quietmic[echo]``, imported only when used), :mod:`realtime.nesting` (the guard against
    deeply nested text), :mod:`realtime.default_model` and the bundled models (``realtime/models/``);
 2. settings: :mod:`realtime.config` (the config file and its defaults);
 3. file work: :mod:`realtime.files`;
