@@ -477,13 +477,8 @@ class Service:
 
     def _server_events(self) -> virtual_mic.ServerEvents:
         """The watcher of the PulseAudio server's events, (re)started if it is not running."""
-        events = self._events
-        if events is None or not events.alive:
-            if events is not None:
-                events.stop()
-            self._events = events = virtual_mic.ServerEvents()
-            events.start()
-        return events
+        self._events = virtual_mic.watching(self._events)
+        return self._events
 
     def _pulse(self) -> bool:
         return isinstance(self.virtual_mic, virtual_mic.PulseVirtualMic)

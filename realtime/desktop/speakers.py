@@ -337,13 +337,8 @@ class SpeakerChain:
 
     def _server_events(self) -> virtual_mic.ServerEvents:
         """The watcher of the server's sink events, (re)started if it is not running."""
-        events = self._events
-        if events is None or not events.alive:
-            if events is not None:
-                events.stop()
-            self._events = events = virtual_mic.ServerEvents(virtual_mic.SPEAKER_EVENTS)
-            events.start()
-        return events
+        self._events = virtual_mic.watching(self._events, virtual_mic.SPEAKER_EVENTS)
+        return self._events
 
     def _events_changed(self) -> bool:
         return self._server_events().changed()

@@ -230,6 +230,18 @@ class ServerEvents:
             self._process = None
 
 
+def watching(events: ServerEvents | None, facilities: tuple[str, ...] = MICROPHONE_EVENTS) -> ServerEvents:
+    """``events`` while its watcher runs; else (none yet, or the server went away) a new, started watcher of
+    ``facilities``, the old one stopped."""
+    if events is not None and events.alive:
+        return events
+    if events is not None:
+        events.stop()
+    events = ServerEvents(facilities)
+    events.start()
+    return events
+
+
 def modules_with(*arguments: str) -> list[str]:
     """Indices of loaded modules whose arguments include any of ``arguments`` (``sink_name=NAME``), any process's."""
     ids = []
