@@ -117,14 +117,15 @@ def audio_flows(burst: np.ndarray, source: str = SOURCE_NAME, sink: str = MIC_SI
 
 
 def assert_matches_file_mode(model: Path, signal: np.ndarray, recorded: np.ndarray,
-                             matched_fraction: float = MATCHED_FRACTION, follow: bool = False) -> None:
+                             matched_fraction: float = MATCHED_FRACTION, slip: int = SLIP, follow: bool = False) -> None:
     """``recorded`` is ``signal`` as file mode enhances it with ``model`` (at the service's settings): at least
     ``matched_fraction`` of its stretches match file mode's output, and it is far closer to that than to the input.
-    ``follow``: stretches are aligned one after the other (see :func:`~benchmarks.pulse_probe.windowed_correlations`)."""
+    Each stretch is found within ``slip`` samples of the first's (``follow``: of the last matched one's; see
+    :func:`~benchmarks.pulse_probe.windowed_correlations`)."""
     expected = enhance_signal(Enhancer(model, RATE, block_size=BLOCK, atten_lim_db=DEFAULT_ATTEN_LIM_DB), signal, BLOCK)
     lag, _ = lag_and_correlation(expected, recorded, MAX_LAG)
-    with_output = windowed_correlations(expected, recorded, lag, WINDOW, SLIP, follow)
-    with_input = windowed_correlations(signal, recorded, lag, WINDOW, SLIP, follow)
+    with_output = windowed_correlations(expected, recorded, lag, WINDOW, slip, follow)
+    with_input = windowed_correlations(signal, recorded, lag, WINDOW, slip, follow)
     matched = float(np.mean(with_output > MATCH))
     assert matched >= matched_fraction, (
         f"only {matched:.0%} of {WINDOW / RATE:g}-s stretches match file mode (correlation > {MATCH}): {with_output.round(3)}"
