@@ -58,7 +58,7 @@ def sink_inputs(server: PulseServer) -> list[dict[str, str]]:
     names = dict(line.split("\t")[:2] for line in server.pactl("list", "short", "sinks").splitlines() if "\t" in line)
     streams = []
     for block in server.pactl("list", "sink-inputs").split("Sink Input #")[1:]:
-        sink = re.search(r"^\s*Sink: (\d+)", block, re.M)
+        sink = re.search(r"^\s*Sink: (\d+)", block, re.MULTILINE)
         application = re.search(r'application\.name = "([^"]*)"', block)
         media = re.search(r'media\.name = "([^"]*)"', block)
         streams.append({"sink": names.get(sink.group(1), sink.group(1)) if sink else "",
