@@ -20,7 +20,11 @@ start`` runs it detached (:mod:`realtime.desktop.background`). The service
   default microphone;
 * answers the control socket (:mod:`realtime.desktop.control`): ``status``, ``set`` (the
   attenuation limit and bypass take effect at once; the input device, model,
-  block size and rate reopen the stream), ``stop``.
+  block size and rate reopen the stream; ``speakers`` adds or removes the speaker
+  side), ``stop``;
+* with the ``speakers`` setting, on PulseAudio/PipeWire, runs the speaker side beside
+  it (:mod:`realtime.desktop.speakers`: the "quietmic speakers" output, denoised by an
+  enhancer of its own on its way to the real output, in a thread of its own).
 """
 
 from __future__ import annotations
@@ -72,6 +76,8 @@ STREAM_SETTINGS = ("input_device", "output_device", "input_channel", "model", "b
 """Settings that reopen the stream."""
 SERVICE_SETTINGS = ("speakers",)
 """Settings that add or remove a part of the service (the speaker side, :mod:`realtime.desktop.speakers`)."""
+
+
 class RestartRequired(Exception):
     """PortAudio cannot go on in this process: the JACK stream died (the server went away, or dropped
     quietmic's client), or PortAudio holds a client of a JACK server that has gone. PortAudio's JACK
