@@ -29,6 +29,8 @@ WARMUP_SECONDS = 2.0
 2 s, and a new stream's first writes wait that long."""
 QUIET_WINDOW_FRACTION = 0.1
 """See :func:`windowed_correlations`."""
+FOLLOW_CORRELATION = 0.9
+"""A stretch that correlates this well has found the signal: with ``follow``, the next is searched around it."""
 PROBE_PLAYBACK_BLOCKS = 10
 """The probe's playback buffer (blocks), all of it filled before playback starts: a probe's delay
 cancels out of every measurement, a probe's underrun would not."""
@@ -91,12 +93,15 @@ def lag_and_correlation(reference: np.ndarray, recorded: np.ndarray, max_lag: in
 
 
 def windowed_correlations(reference: np.ndarray, recorded: np.ndarray, lag: int, window: int,
-                          search: int) -> np.ndarray:
+                          search: int, follow: bool = False) -> np.ndarray:
     """Correlation of each ``window``-sample stretch of ``reference`` with ``recorded``, aligned on its own.
 
     Each stretch is matched within ``search`` samples of ``lag``, so a server
     that slipped a few samples part-way is still scored on the signal, not on
-    the slip (slips are the drift measurement's business). Stretches of
+    the slip (slips are the drift measurement's business). With ``follow``, the
+    search moves with each stretch that matched well (:data:`FOLLOW_CORRELATION`),
+    so slips that add up (a stream that skipped audio to catch up, again and
+    again) each spoil only the stretch they fall in. Stretches of
     ``reference`` with less than :data:`QUIET_WINDOW_FRACTION` of its mean energy
     are left out (a correlation of near-silence means nothing).
     """
@@ -110,8 +115,10 @@ def windowed_correlations(reference: np.ndarray, recorded: np.ndarray, lag: int,
         stretch = recorded[first : start + lag + search + window]
         if len(stretch) < window:
             break
-        _, correlation = lag_and_correlation(piece, stretch, len(stretch) - window)
+        offset, correlation = lag_and_correlation(piece, stretch, len(stretch) - window)
         scores.append(correlation)
+        if follow and correlation > FOLLOW_CORRELATION:
+            lag = first + offset - start
     return np.array(scores)
 
 
@@ -131,3 +138,16 @@ def listening(source: str, env: dict[str, str] | None = None) -> Iterator[subpro
     finally:
         recorder.terminate()
         recorder.wait(timeout=START_TIMEOUT_SECONDS)
+
+
+@contextlib.contextmanager
+def playing(sink: str, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """A program (``pacat``) playing silence into ``sink`` for as long as the block runs: what makes
+    quietmic's speaker side stream (its output is what else plays into the sink)."""
+    player = subprocess.Popen(["pacat", "--playback", "-d", sink, f"--latency-msec={LISTENER_LATENCY_MS}", "/dev/zero"],
+                              env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield player
+    finally:
+        player.terminate()
+        player.wait(timeout=START_TIMEOUT_SECONDS)

@@ -55,9 +55,11 @@ SERVICE_FLAGS = {
     "input_device": "--input-device", "output_device": "--output-device", "input_channel": "--input-channel",
     "sample_rate": "--sample-rate", "backend": "--backend",
 }
-"""Options of ``serve`` that ``start`` passes on (plus ``--bypass``)."""
+"""Options of ``serve`` that ``start`` passes on (plus the switches, :data:`SERVICE_SWITCHES`)."""
+SERVICE_SWITCHES = {"bypass": "--bypass", "speakers": "--speakers"}
+"""Switches of ``serve`` that ``start`` passes on."""
 SETTABLE = ("atten_lim_db", "bypass", "input_device", "output_device", "input_channel", "model", "block_size",
-            "sample_rate")
+            "sample_rate", "speakers")
 
 
 def _add_service_options(parser: argparse.ArgumentParser) -> None:
@@ -68,6 +70,8 @@ def _add_service_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input-channel", type=int, metavar="N", help="input channel carrying the mic (0 = first)")
     parser.add_argument("--sample-rate", type=int, metavar="HZ", help="stream rate (default: 48000 on PulseAudio)")
     parser.add_argument("--bypass", action="store_true", default=None, help="pass audio through without denoising")
+    parser.add_argument("--speakers", action="store_true", default=None,
+                        help="also denoise what programs play into the 'quietmic speakers' output (PulseAudio/PipeWire)")
     parser.add_argument("--backend", choices=("auto", "pulse", "jack", "none"), default="auto",
                         help="virtual microphone: PulseAudio/PipeWire, JACK ports, or none (default: auto)")
 
@@ -83,8 +87,7 @@ def _service_options(args: argparse.Namespace) -> list[str]:
             elif key == "config":
                 value = Path(value).resolve()
             options += [flag, str(value)]
-    if getattr(args, "bypass", None):
-        options.append("--bypass")
+    options += [flag for key, flag in SERVICE_SWITCHES.items() if getattr(args, key, None)]
     return options
 
 
@@ -182,6 +185,7 @@ def _settings(args: argparse.Namespace) -> Settings:
             "block_size",
             "atten_lim_db",
             "bypass",
+            "speakers",
         )
     }
     no_limit = overrides["atten_lim_db"] == NO_LIMIT
@@ -362,6 +366,9 @@ def cmd_start(args: argparse.Namespace) -> int:
     print(f"quietmic started (pid {status['pid']}): {status['state']}"
           + (f", {status['virtual_microphone']}" if status.get("virtual_microphone") else "")
           + "; 'quietmic status' shows more, 'quietmic stop' stops it")
+    speakers = status.get("speakers", {})
+    if speakers.get("state") == "unavailable":
+        print(f"quietmic: warning: {speakers['detail']}", file=sys.stderr)
     return 0
 
 
@@ -425,8 +432,26 @@ def format_status(status: dict[str, Any]) -> str:
         ("xruns", f"{status['xruns']} " + json.dumps(status["counters"])),
         ("reconnects", f"{status['reconnects']} (input lost {status['lost_streams']} times)"),
         ("faults", _faults_text(status)),
+        *_speaker_rows(status.get("speakers")),
     ]
     return "\n".join(f"{key:<14} {value}" for key, value in rows)
+
+
+def _speaker_rows(speakers: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """The status rows of the speaker side (``quietmic start --speakers``)."""
+    if not speakers or speakers["state"] == "off":
+        return [("speakers", "off ('quietmic set speakers on' adds a denoised 'quietmic speakers' output)")]
+    state = speakers["state"] + (f" ({speakers['detail']})" if speakers.get("detail") else "")
+    if "sink" not in speakers:  # unavailable, or not started yet
+        return [("speakers", f"on, {state}")]
+    return [
+        ("speakers", f"on, {state}"),
+        ("  plays to", speakers["output"] or "- (no real output chosen yet)"),
+        ("  playing in", f"{speakers['playing_streams']} stream(s) into {speakers['sink']}"),
+        ("  xruns", f"{speakers['xruns']} " + json.dumps(speakers["counters"])),
+        ("  reconnects", f"{speakers['reconnects']} (output lost {speakers['lost_streams']} times)"),
+        ("  faults", _faults_text(speakers)),
+    ]
 
 
 def _faults_text(status: dict[str, Any]) -> str:

@@ -63,6 +63,11 @@ atten_lim_db: 35
 # Pass the microphone through without denoising (same delay).
 bypass: false
 
+# Speaker-side denoising (PulseAudio or PipeWire): the background service adds an
+# output called "quietmic speakers"; what programs play into it is denoised and
+# played on your real output (for noisy callers). Same model and attenuation limit.
+speakers: false
+
 # Log verbosity: debug, info, warning or error.
 log_level: info
 """
@@ -80,6 +85,7 @@ class Settings:
     block_size: int | None = None
     atten_lim_db: float | None = DEFAULT_ATTEN_LIM_DB
     bypass: bool = False
+    speakers: bool = False
     log_level: str = "info"
 
     def updated(self, **overrides: Any) -> Settings:
@@ -217,11 +223,12 @@ _VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "block_size": _block_size,
     "atten_lim_db": _atten,
     "bypass": _bool,
+    "speakers": _bool,
     "log_level": _log_level,
 }
 assert set(_VALIDATORS) == {f.name for f in fields(Settings)}
 
-_BOOLEAN_KEYS = frozenset({"bypass"})
+_BOOLEAN_KEYS = frozenset({"bypass", "speakers"})
 
 _YAML_BOOLEAN_HINT = "; note that YAML reads yes/no/on/off/true/false as booleans"
 

@@ -107,13 +107,32 @@ FLOW_TRIES = 3
 lose a stretch (CI saw a correlation of 0.08 once while the other core compiled); one clean pass shows flow."""
 
 
-def audio_flows(burst: np.ndarray) -> bool:
-    """Whether ``burst``, played into the test microphone, comes out of the virtual microphone."""
+def audio_flows(burst: np.ndarray, source: str = SOURCE_NAME, sink: str = MIC_SINK) -> bool:
+    """Whether ``burst``, played into ``sink`` (the test microphone), comes out of ``source`` (the virtual microphone)."""
     for _ in range(FLOW_TRIES):
-        _, correlation = lag_and_correlation(burst, play_and_record(burst, SOURCE_NAME, MIC_SINK), MAX_LAG)
+        _, correlation = lag_and_correlation(burst, play_and_record(burst, source, sink), MAX_LAG)
         if correlation > FLOW_CORRELATION:
             return True
     return False
+
+
+def assert_matches_file_mode(model: Path, signal: np.ndarray, recorded: np.ndarray,
+                             matched_fraction: float = MATCHED_FRACTION, slip: int = SLIP, follow: bool = False) -> None:
+    """``recorded`` is ``signal`` as file mode enhances it with ``model`` (at the service's settings): at least
+    ``matched_fraction`` of its stretches match file mode's output, and it is far closer to that than to the input.
+    Each stretch is found within ``slip`` samples of the first's (``follow``: of the last matched one's; see
+    :func:`~benchmarks.pulse_probe.windowed_correlations`)."""
+    expected = enhance_signal(Enhancer(model, RATE, block_size=BLOCK, atten_lim_db=DEFAULT_ATTEN_LIM_DB), signal, BLOCK)
+    lag, _ = lag_and_correlation(expected, recorded, MAX_LAG)
+    with_output = windowed_correlations(expected, recorded, lag, WINDOW, slip, follow)
+    with_input = windowed_correlations(signal, recorded, lag, WINDOW, slip, follow)
+    matched = float(np.mean(with_output > MATCH))
+    assert matched >= matched_fraction, (
+        f"only {matched:.0%} of {WINDOW / RATE:g}-s stretches match file mode (correlation > {MATCH}): {with_output.round(3)}"
+    )
+    # It is the enhanced signal, not the input passed through: far closer to file mode's output than to the input.
+    residual_output, residual_input = np.median(1.0 - with_output), np.median(1.0 - with_input)
+    assert residual_input > CLOSER * residual_output, (residual_output, residual_input)
 
 
 def test_virtual_microphone_carries_the_enhanced_signal(pulse: PulseServer, reference_model) -> None:
@@ -131,17 +150,7 @@ def test_virtual_microphone_carries_the_enhanced_signal(pulse: PulseServer, refe
         # resume figure is the virtual-mic benchmark's): the signal is compared once audio flows.
         assert audio_flows(noisy_speech(1.0))
         recorded = play_and_record(signal, source=SOURCE_NAME, sink=MIC_SINK)
-    expected = enhance_signal(Enhancer(model, RATE, block_size=BLOCK, atten_lim_db=DEFAULT_ATTEN_LIM_DB), signal, BLOCK)
-    lag, _ = lag_and_correlation(expected, recorded, MAX_LAG)
-    with_output = windowed_correlations(expected, recorded, lag, WINDOW, SLIP)
-    with_input = windowed_correlations(signal, recorded, lag, WINDOW, SLIP)
-    matched = float(np.mean(with_output > MATCH))
-    assert matched >= MATCHED_FRACTION, (
-        f"only {matched:.0%} of {WINDOW / RATE:g}-s stretches match file mode (correlation > {MATCH}): {with_output.round(3)}"
-    )
-    # It is the enhanced signal, not the input passed through: far closer to file mode's output than to the input.
-    residual_output, residual_input = np.median(1.0 - with_output), np.median(1.0 - with_input)
-    assert residual_input > CLOSER * residual_output, (residual_output, residual_input)
+    assert_matches_file_mode(model, signal, recorded)
 
     assert quietmic("stop").returncode == 0
     assert SOURCE_NAME not in pulse.pactl("list", "short", "sources")  # removed on stop

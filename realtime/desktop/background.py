@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from realtime.desktop import control, paths, virtual_mic
+from realtime.desktop import control, paths, speakers, virtual_mic
 from realtime.errors import QuietmicError
 from realtime.desktop.pidfile import running_pid
 
@@ -135,15 +135,18 @@ def stop() -> int | None:
 
 
 def stale_virtual_mic() -> bool:
-    """Whether a PulseAudio/PipeWire server holds a quietmic virtual microphone while no service runs."""
-    return running_pid(paths.pid_file()) is None and virtual_mic.pulse_available() and bool(virtual_mic.quietmic_modules())
+    """Whether a PulseAudio/PipeWire server holds a quietmic virtual microphone (or speaker output) while no
+    service runs."""
+    return (running_pid(paths.pid_file()) is None and virtual_mic.pulse_available()
+            and bool(virtual_mic.quietmic_modules() or speakers.stale_modules()))
 
 
 def remove_stale_virtual_mic() -> bool:
-    """Remove a virtual microphone left by a service that was killed; whether there was one."""
+    """Remove a virtual microphone (and speaker output) left by a service that was killed; whether there was one."""
     if not stale_virtual_mic():
         return False
     virtual_mic.PulseVirtualMic().remove_stale()
+    virtual_mic.unload_modules(speakers.stale_modules())
     return True
 
 

@@ -20,7 +20,11 @@ start`` runs it detached (:mod:`realtime.desktop.background`). The service
   default microphone;
 * answers the control socket (:mod:`realtime.desktop.control`): ``status``, ``set`` (the
   attenuation limit and bypass take effect at once; the input device, model,
-  block size and rate reopen the stream), ``stop``.
+  block size and rate reopen the stream; ``speakers`` adds or removes the speaker
+  side), ``stop``;
+* with the ``speakers`` setting, on PulseAudio/PipeWire, runs the speaker side beside
+  it (:mod:`realtime.desktop.speakers`: the "quietmic speakers" output, denoised by an
+  enhancer of its own on its way to the real output, in a thread of its own).
 """
 
 from __future__ import annotations
@@ -32,12 +36,13 @@ import os
 import resource
 import threading
 import time
-from dataclasses import dataclass, fields, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator
 
 
-from realtime.desktop import virtual_mic
+from realtime.desktop import speakers, virtual_mic
+from realtime.desktop.stream_state import StallWatch, StreamState, StreamTotals
 from realtime.config import Settings, default_config_path, parse_setting, save_setting
 from realtime.default_model import resolve_model_path
 from realtime.enhancer import framing_at_rate
@@ -55,10 +60,6 @@ SUPERVISE_SECONDS = 0.1
 """How often the main loop looks at the stream."""
 RETRY_SECONDS = 0.5
 """Pause between attempts to reopen a lost stream."""
-STALL_SECONDS = 1.0
-"""A stream whose callback has not run for this long is dead (a vanished server does not always say so)."""
-FIRST_CALLBACK_SECONDS = 3.0
-"""A new stream may take this long to call back the first time (servers prebuffer)."""
 SOURCE_POLL_SECONDS = 5.0
 """Looks at the PulseAudio sources this often even without an event (events may be missed)."""
 IDLE_AFTER_SECONDS = 2.0
@@ -73,46 +74,8 @@ LIVE_SETTINGS = ("atten_lim_db", "bypass")
 """Settings applied to the running enhancer without reopening the stream."""
 STREAM_SETTINGS = ("input_device", "output_device", "input_channel", "model", "block_size", "sample_rate")
 """Settings that reopen the stream."""
-XRUN_KEYS = ("input_overflows", "output_underflows", "late_blocks")
-"""Glitches the status counts as xruns (see :class:`~realtime.live.processor.StreamCounters`)."""
-FAULT_KEYS = ("model_failures", "processing_failures", "model_resets", "invalid_input_samples")
-"""Processing faults the stream survived (see :mod:`realtime.live.processor`), counted in the status apart from xruns."""
-
-
-@dataclass(frozen=True)
-class StreamTotals:
-    """Xruns and survived faults summed over streams: the service's closed streams, carried across a
-    restart of its process, plus the running one for its status. The names are those of
-    :meth:`LiveProcessor.summary <realtime.live.processor.LiveProcessor.summary>`."""
-
-    input_overflows: int = 0
-    output_underflows: int = 0
-    late_blocks: int = 0
-    model_failures: int = 0
-    processing_failures: int = 0
-    model_resets: int = 0
-    invalid_input_samples: int = 0
-
-    @classmethod
-    def carried(cls, counters: Mapping[str, Any], faults: Mapping[str, Any]) -> StreamTotals:
-        """The totals of a status's ``counters`` and ``faults`` (as :meth:`Service.carry_over` passes them on)."""
-        known = {f.name for f in fields(cls)}
-        return cls(**{key: int(value) for key, value in {**counters, **faults}.items() if key in known})
-
-    def plus(self, summary: Mapping[str, Any]) -> StreamTotals:
-        """These totals with one stream's (its :meth:`~realtime.live.processor.LiveProcessor.summary`) added."""
-        return StreamTotals(**{f.name: getattr(self, f.name) + int(summary[f.name]) for f in fields(self)})
-
-    def xruns(self) -> dict[str, int]:
-        """The xrun counts by kind (the status's ``counters``)."""
-        return {key: getattr(self, key) for key in XRUN_KEYS}
-
-    def faults(self) -> dict[str, int]:
-        """The fault counts by kind (the status's ``faults``)."""
-        return {key: getattr(self, key) for key in FAULT_KEYS}
-
-
-assert {f.name for f in fields(StreamTotals)} == {*XRUN_KEYS, *FAULT_KEYS}
+SERVICE_SETTINGS = ("speakers",)
+"""Settings that add or remove a part of the service (the speaker side, :mod:`realtime.desktop.speakers`)."""
 
 
 class RestartRequired(Exception):
@@ -136,15 +99,6 @@ CARRY_ENV = "QUIETMIC_SERVICE_CARRY"
 """Environment variable that carries the service's counters across such a restart."""
 
 
-@dataclass
-class StreamState:
-    """What the service is doing, for ``status``."""
-
-    state: str = "starting"
-    detail: str = ""
-    since: float = 0.0
-
-
 class Service:
     """Live denoising into the virtual microphone until :meth:`request_stop`.
 
@@ -164,7 +118,7 @@ class Service:
         self.processor: LiveProcessor | None = None
         self.model_path = resolve_model_path(settings.model)
         self.model = load_checked_model(self.model_path)
-        self.stream = StreamState(since=time.monotonic())
+        self.stream = StreamState(since=time.monotonic(), logger=log)
         self.started_at = time.monotonic()
         self._process_started = self.started_at
         self.reconnects = 0
@@ -187,6 +141,12 @@ class Service:
         self._unheard_since: float | None = None
         self._waking = False
         """The stream opens because a program started recording after an idle spell."""
+        self.speakers: speakers.SpeakerChain | None = None
+        """The speaker side, while the ``speakers`` setting is on and a PulseAudio-compatible server runs."""
+        self._speakers_lock = threading.Lock()
+        """Held while the speaker side is turned on or off (from the main loop or a ``set``)."""
+        self._speakers_error = ""
+        """Why the speaker side did not start, when it did not."""
         if carried:
             self.started_at = time.monotonic() - float(carried.get("uptime_seconds", 0.0))
             self.reconnects = int(carried.get("reconnects", 0))
@@ -238,8 +198,10 @@ class Service:
 
     def set(self, key: str, value: Any) -> dict[str, Any]:
         """Change one setting while running; returns ``{key: value}``."""
-        if key not in LIVE_SETTINGS + STREAM_SETTINGS:
+        if key not in LIVE_SETTINGS + STREAM_SETTINGS + SERVICE_SETTINGS:
             raise QuietmicError(f"{key} cannot be changed while running; change it in the config and restart")
+        if key == "speakers" and value and self._speakers_unavailable():
+            raise QuietmicError(self._speakers_unavailable())
         if key == "input_device" and value is not None:
             self._check_input_device(value)
         if key == "model":
@@ -251,13 +213,74 @@ class Service:
         with self._lock:
             self.settings = replace(self.settings, **{key: value})
             processor = self.processor
-        if key in LIVE_SETTINGS:
+        if key in SERVICE_SETTINGS:
+            self._apply_speakers()
+        elif key in LIVE_SETTINGS:
             if processor is not None:
                 setattr(processor.enhancer, key, value)
         else:
             self._reopen.set()
+        chain = self.speakers
+        if chain is not None and key in speakers.LIVE_SETTINGS + speakers.STREAM_SETTINGS:
+            chain.update(key, self.settings, self.model.clone() if key == "model" else None,
+                         self._rate() if self._pulse() else None)
         log.info("set %s = %r", key, value)
         return {key: value}
+
+    def _speakers_unavailable(self) -> str:
+        """Why the speaker side cannot run here (no PulseAudio-compatible server); "" where it can."""
+        if isinstance(self.virtual_mic, virtual_mic.JackPorts) or self.backend_choice == "jack":
+            return speakers.NEEDS_PULSE.format(where="on plain JACK")
+        if self.backend_choice == "none":
+            return speakers.NEEDS_PULSE.format(where="with --backend none")
+        return ""
+
+    def _apply_speakers(self) -> None:
+        """Start or stop the speaker side as the ``speakers`` setting says (once the server is there).
+
+        Raises a :class:`~realtime.errors.DeviceError` when the server refuses its sink (the status says so;
+        ``set speakers on`` tries again)."""
+        with self._speakers_lock:
+            wanted = self.settings.speakers and self._pulse() and not self._stop.is_set()
+            chain = self.speakers
+            if wanted and chain is None:
+                chain = speakers.SpeakerChain(self.model.clone(), self.settings, self._rate())
+                try:
+                    chain.start()
+                except QuietmicError as exc:
+                    self._speakers_error = str(exc)
+                    raise
+                self.speakers, self._speakers_error = chain, ""
+            elif not wanted and chain is not None:
+                self.speakers = None
+                chain.stop()
+
+    def _start_speakers(self) -> None:
+        """Start the speaker side if the setting asks for it; where it cannot run, say why in the log (and status)."""
+        if not self.settings.speakers or self._stop.is_set():
+            return
+        unavailable = self._speakers_unavailable()
+        if unavailable:
+            log.warning("%s", unavailable)
+            return
+        try:
+            self._apply_speakers()
+        except QuietmicError as exc:
+            log.warning("speakers: %s; 'quietmic set speakers on' tries again", exc)
+
+    def _speakers_status(self) -> dict[str, Any]:
+        """The speaker side's part of the status (see :meth:`speakers.SpeakerChain.status`)."""
+        chain = self.speakers
+        if chain is not None:
+            return chain.status()
+        if not self.settings.speakers:
+            return speakers.off_status("'quietmic set speakers on' adds a denoised 'quietmic speakers' output")
+        unavailable = self._speakers_unavailable()
+        if unavailable:
+            return speakers.off_status(unavailable, "unavailable")
+        if self._speakers_error:
+            return speakers.off_status(f"{self._speakers_error}; 'quietmic set speakers on' tries again", "failed")
+        return speakers.off_status("it starts once the PulseAudio/PipeWire server answers", "waiting for the audio server")
 
     def _check_input_device(self, value: int | str) -> None:
         """Refuse an input device that does not exist, listing those that do (nothing changes)."""
@@ -316,6 +339,7 @@ class Service:
             "fault_detail": fault_detail,
             "lost_streams": self.lost_streams,
             "reconnects": self.reconnects,
+            "speakers": self._speakers_status(),
         }
 
     # --- the main loop -----------------------------------------------------------------------
@@ -329,8 +353,12 @@ class Service:
                     self.virtual_mic.create()
             elif not self._stop.is_set():
                 log.info("--backend none: playing to the output device, no virtual microphone")
+            self._start_speakers()
             self._loop()
         finally:
+            with self._lock:
+                self.settings = replace(self.settings, speakers=False)
+            self._apply_speakers()  # off: its streams closed, its sink removed
             if self._events is not None:
                 self._events.stop()
             self._close_stream()
@@ -360,7 +388,7 @@ class Service:
         return None
 
     def _loop(self) -> None:
-        callbacks, last_progress = -1, time.monotonic()
+        watch = StallWatch()
         while not self._stop.is_set():
             now = time.monotonic()
             self._measure_cpu(now)
@@ -370,7 +398,7 @@ class Service:
                     self._waking = True
                     continue
                 if self._open_stream():
-                    callbacks, last_progress = -1, time.monotonic()
+                    watch = StallWatch()
                 elif self._pulse():  # try again at once when a source comes or goes
                     events = self._server_events()
                     events.wait(RETRY_SECONDS)
@@ -383,12 +411,8 @@ class Service:
                 self._reopen.clear()
                 self._close_stream()
                 continue
-            seen = self.processor.counters.callbacks
-            if seen != callbacks:
-                callbacks, last_progress = seen, now
-            patience = STALL_SECONDS if seen > 0 else FIRST_CALLBACK_SECONDS
-            if not self.processor.streaming or now - last_progress > patience:
-                why = "the stream stopped" if not self.processor.streaming else "the audio callback stopped running"
+            why = watch.lost(self.processor, now)
+            if why is not None:
                 log.warning("input lost: %s (device unplugged, suspended, or the audio server went away)", why)
                 self.lost_streams += 1
                 self._set_state("reconnecting", why)
@@ -459,13 +483,8 @@ class Service:
 
     def _server_events(self) -> virtual_mic.ServerEvents:
         """The watcher of the PulseAudio server's events, (re)started if it is not running."""
-        events = self._events
-        if events is None or not events.alive:
-            if events is not None:
-                events.stop()
-            self._events = events = virtual_mic.ServerEvents()
-            events.start()
-        return events
+        self._events = virtual_mic.watching(self._events)
+        return self._events
 
     def _pulse(self) -> bool:
         return isinstance(self.virtual_mic, virtual_mic.PulseVirtualMic)
@@ -576,11 +595,7 @@ class Service:
             log.warning("%s", exc)
 
     def _set_state(self, state: str, detail: str = "") -> None:
-        if (state, detail) != (self.stream.state, self.stream.detail):
-            if state != self.stream.state:
-                self.stream.since = time.monotonic()
-            self.stream.state, self.stream.detail = state, detail
-            log.info("state: %s%s", state, f" ({detail})" if detail else "")
+        self.stream.set(state, detail)
 
     def _measure_cpu(self, now: float) -> None:
         mark_time, mark_cpu = self._cpu_mark

@@ -69,27 +69,67 @@ def pulse_server_name() -> str:
     return "unknown"
 
 
-def default_source() -> str | None:
-    """The server's default source (microphone) name, or None."""
-    result = _pactl("get-default-source")
+def _default(kind: str) -> str | None:
+    """The server's default ``kind`` (``source`` or ``sink``) by name, or None."""
+    result = _pactl(f"get-default-{kind}")
     if result.returncode == 0 and result.stdout.strip():
         return result.stdout.strip()
-    for line in _pactl("info").stdout.splitlines():  # pactl < 15 has no get-default-source
-        if line.startswith("Default Source:"):
+    prefix = f"Default {kind.capitalize()}:"
+    for line in _pactl("info").stdout.splitlines():  # pactl < 15 has no get-default-source / -sink
+        if line.startswith(prefix):
             return line.split(":", 1)[1].strip()
     return None
 
 
+def default_source() -> str | None:
+    """The server's default source (microphone) name, or None."""
+    return _default("source")
+
+
+def default_sink() -> str | None:
+    """The server's default sink (speakers, headphones) name, or None."""
+    return _default("sink")
+
+
+def _names(kind: str) -> list[str]:
+    """Names of the server's ``kind`` (``sources`` or ``sinks``)."""
+    return [line.split("\t")[1] for line in _pactl("list", "short", kind).stdout.splitlines() if "\t" in line]
+
+
 def sources() -> list[str]:
     """Names of the server's sources."""
-    return [line.split("\t")[1] for line in _pactl("list", "short", "sources").stdout.splitlines() if "\t" in line]
+    return _names("sources")
+
+
+def sinks() -> list[str]:
+    """Names of the server's sinks."""
+    return _names("sinks")
+
+
+def _index(kind: str, name: str) -> str | None:
+    """The server's index of the ``kind`` (``sources`` or ``sinks``) called ``name`` (None: no such one, or no server)."""
+    listing = _pactl("list", "short", kind)
+    return next((fields[0] for fields in (line.split("\t") for line in listing.stdout.splitlines())
+                 if len(fields) > 1 and fields[1] == name), None)
 
 
 def source_index(source: str = SOURCE_NAME) -> str | None:
     """The server's index of ``source`` (None: no such source, or no server)."""
-    listing = _pactl("list", "short", "sources")
-    return next((fields[0] for fields in (line.split("\t") for line in listing.stdout.splitlines())
-                 if len(fields) > 1 and fields[1] == source), None)
+    return _index("sources", source)
+
+
+def sink_index(sink: str) -> str | None:
+    """The server's index of ``sink`` (None: no such sink, or no server)."""
+    return _index("sinks", sink)
+
+
+def _streams_on(kind: str, index: str) -> int | None:
+    """How many ``kind`` (``source-outputs`` or ``sink-inputs``) are connected to the device of server index
+    ``index`` (the second column of pactl's short listing names it); None when no server answers."""
+    streams = _pactl("list", "short", kind)
+    if streams.returncode != 0:
+        return None
+    return sum(1 for line in streams.stdout.splitlines() if line.split("\t")[1:2] == [index])
 
 
 def streams_recording(index: str) -> int | None:
@@ -97,10 +137,12 @@ def streams_recording(index: str) -> int | None:
 
     A level meter (pavucontrol's, a desktop's mic indicator) counts as a stream: it records too.
     """
-    outputs = _pactl("list", "short", "source-outputs")
-    if outputs.returncode != 0:
-        return None
-    return sum(1 for line in outputs.stdout.splitlines() if line.split("\t")[1:2] == [index])
+    return _streams_on("source-outputs", index)
+
+
+def streams_playing(index: str) -> int | None:
+    """How many streams play into the sink of server index ``index``; None when no server answers."""
+    return _streams_on("sink-inputs", index)
 
 
 MONITOR_SUFFIX = ".monitor"
@@ -112,15 +154,27 @@ def is_monitor(source: str) -> bool:
     return source.endswith(MONITOR_SUFFIX)
 
 
+MICROPHONE_EVENTS = ("source", "source-output", "server")
+"""What the microphone side watches: sources, recording streams, the server (its default source)."""
+SPEAKER_EVENTS = ("sink", "sink-input", "server")
+"""What the speaker side watches: sinks, playing streams, the server (its default sink)."""
+
+
 class ServerEvents:
-    """Watches ``pactl subscribe`` in a thread; :meth:`changed` says whether a source, a recording
-    stream (source-output) or the server changed.
+    """Watches ``pactl subscribe`` in a thread; :meth:`changed` says whether one of ``facilities``
+    changed (by default a source, a recording stream (source-output) or the server).
 
     Reacting to events (a microphone removed or added, the default changed) takes
     milliseconds where polling would take a second, and costs nothing while idle.
+
+    Args:
+        facilities: the kinds of object whose events count, as ``pactl subscribe`` names them
+            (``source``, ``sink-input``, ``server``...).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, facilities: tuple[str, ...] = MICROPHONE_EVENTS) -> None:
+        self._marks = tuple(f" on {facility} " for facility in facilities)
+        """How pactl's lines name them: "Event 'new' on source-output #12"."""
         self._events = threading.Condition()
         self._count = 0
         """Events so far (each line of pactl's, a poke, the watcher's end)."""
@@ -141,7 +195,7 @@ class ServerEvents:
     def _read(self) -> None:
         assert self._process is not None and self._process.stdout is not None
         for line in self._process.stdout:
-            if " on source " in line or " on source-output " in line or " on server" in line:
+            if any(mark in line for mark in self._marks):
                 self.poke()
         self.poke()  # the server went away (or pactl ended): look
 
@@ -176,14 +230,55 @@ class ServerEvents:
             self._process = None
 
 
-def quietmic_modules() -> list[str]:
-    """Indices of loaded modules that belong to a quietmic virtual microphone (any process's)."""
+def watching(events: ServerEvents | None, facilities: tuple[str, ...] = MICROPHONE_EVENTS) -> ServerEvents:
+    """``events`` while its watcher runs; else (none yet, or the server went away) a new, started watcher of
+    ``facilities``, the old one stopped."""
+    if events is not None and events.alive:
+        return events
+    if events is not None:
+        events.stop()
+    events = ServerEvents(facilities)
+    events.start()
+    return events
+
+
+def modules_with(*arguments: str) -> list[str]:
+    """Indices of loaded modules whose arguments include any of ``arguments`` (``sink_name=NAME``), any process's."""
     ids = []
     for line in _pactl("list", "short", "modules").stdout.splitlines():
         parts = line.split("\t")
-        if len(parts) >= 3 and (f"sink_name={SINK_NAME}" in parts[2] or f"source_name={SOURCE_NAME} " in parts[2] + " "):
+        if len(parts) >= 3 and any(argument in parts[2].split() for argument in arguments):
             ids.append(parts[0])
     return ids
+
+
+MODULE_ARGUMENTS = (f"sink_name={SINK_NAME}", f"source_name={SOURCE_NAME}")
+"""The arguments that name the virtual microphone's modules (how stale ones are found)."""
+
+
+def quietmic_modules() -> list[str]:
+    """Indices of loaded modules that belong to a quietmic virtual microphone (any process's)."""
+    return modules_with(*MODULE_ARGUMENTS)
+
+
+def unload_modules(modules: list[str]) -> None:
+    """Unload ``modules`` (server indices), newest first."""
+    for module in reversed(modules):
+        _pactl("unload-module", module)
+
+
+def load_null_sink(name: str, description: str, rate: int) -> str:
+    """Load a mono null sink ``name`` shown as ``description`` at ``rate`` Hz; its module index.
+
+    Raises a :class:`DeviceError` with the server's answer when it refuses.
+    """
+    sink = _pactl(
+        "load-module", "module-null-sink", f"sink_name={name}", f"rate={rate}", *MONO,
+        f"sink_properties='device.description=\"{description}\"'",  # quoted: descriptions have spaces
+    )
+    if sink.returncode != 0:
+        raise DeviceError(f"cannot create the {description!r} sink: {sink.stderr.strip() or sink.stdout.strip()}")
+    return sink.stdout.strip()
 
 
 @dataclass
@@ -215,13 +310,7 @@ class PulseVirtualMic:
         """Make the sink and the source (removing stale ones first); raises :class:`DeviceError`."""
         self.remove_stale()
         self.modules = []  # ids of a server that has gone mean nothing now
-        sink = _pactl(
-            "load-module", "module-null-sink", f"sink_name={SINK_NAME}", f"rate={self.rate}", *MONO,
-            f"sink_properties='device.description=\"{SINK_DESCRIPTION}\"'",  # quoted: the description has spaces
-        )
-        if sink.returncode != 0:
-            raise DeviceError(f"cannot create the quietmic output sink: {sink.stderr.strip() or sink.stdout.strip()}")
-        self.modules.append(sink.stdout.strip())
+        self.modules.append(load_null_sink(SINK_NAME, SINK_DESCRIPTION, self.rate))
         source = _pactl(
             "load-module", "module-remap-source", f"master={SINK_NAME}{MONITOR_SUFFIX}", f"source_name={SOURCE_NAME}", *MONO,
             f"source_properties=device.description={SOURCE_DESCRIPTION}",
@@ -251,15 +340,15 @@ class PulseVirtualMic:
     def remove(self) -> None:
         """Stop the sink's clock and unload the modules this object loaded (newest first)."""
         self.sleep()
-        for module in reversed(self.modules):
-            _pactl("unload-module", module)
+        unload_modules(self.modules)
         self.modules.clear()
 
     def remove_stale(self) -> None:
         """Unload quietmic modules left by a process that did not stop cleanly."""
-        for module in reversed(quietmic_modules()):
-            log.info("removing a stale quietmic module %s", module)
-            _pactl("unload-module", module)
+        stale = quietmic_modules()
+        if stale:
+            log.info("removing stale quietmic modules %s", stale)
+        unload_modules(stale)
 
     def exists(self) -> bool:
         """Whether the source is there (a restarted server has forgotten it)."""

@@ -138,6 +138,8 @@ class PulseDuplexStream:
         prebuffer_blocks: blocks the server waits for before it starts playing, and again after
             an underrun (an underrun therefore moves all later audio later; the catch-up in
             :meth:`_run` takes that back).
+        stream_names: (recording, playback): how the two streams appear in the server's mixer, and
+            in the error that ends the stream.
     """
 
     processes_inline = True
@@ -155,6 +157,7 @@ class PulseDuplexStream:
         catch_up: bool = True,
         playback_blocks: int = PLAYBACK_TARGET_BLOCKS,
         prebuffer_blocks: int = PLAYBACK_PREBUFFER_BLOCKS,
+        stream_names: tuple[str, str] = ("microphone", "clean voice"),
     ) -> None:
         self.samplerate = samplerate
         self.blocksize = blocksize
@@ -164,11 +167,12 @@ class PulseDuplexStream:
         self._simple = _libraries()[0]
         block_bytes = blocksize * FLOAT_BYTES
         source, sink = device
-        self._record = _connect(_PA_STREAM_RECORD, source, samplerate, channels[0], client_name, "microphone",
+        self.stream_names = stream_names
+        self._record = _connect(_PA_STREAM_RECORD, source, samplerate, channels[0], client_name, stream_names[0],
                                 _BufferAttr(_PA_DEFAULT, _PA_DEFAULT, _PA_DEFAULT, _PA_DEFAULT, block_bytes * channels[0]))
         try:
             self._play = _connect(
-                _PA_STREAM_PLAYBACK, sink, samplerate, channels[1], client_name, "clean voice",
+                _PA_STREAM_PLAYBACK, sink, samplerate, channels[1], client_name, stream_names[1],
                 _BufferAttr(_PA_DEFAULT, playback_blocks * block_bytes * channels[1],
                             prebuffer_blocks * block_bytes * channels[1], block_bytes * channels[1], _PA_DEFAULT),
             )
@@ -224,7 +228,7 @@ class PulseDuplexStream:
         while self._running.is_set():
             started = clock()
             if read(self._record, in_pointer, in_bytes, ctypes.byref(error)) < 0:
-                self.error = f"reading the microphone failed: {_strerror(error.value)}"
+                self.error = f"reading the {self.stream_names[0]} failed: {_strerror(error.value)}"
                 break
             read_waited = clock() - started > waited
             flags.input_overflow = False
@@ -240,7 +244,7 @@ class PulseDuplexStream:
             self.callback(self._indata, self._outdata, frames, None, flags)
             started = clock()
             if write(self._play, out_pointer, out_bytes, ctypes.byref(error)) < 0:
-                self.error = f"playing into the virtual microphone failed: {_strerror(error.value)}"
+                self.error = f"playing the {self.stream_names[1]} failed: {_strerror(error.value)}"
                 break
             write_waited = clock() - started > waited
             behind = behind + 1 if write_waited and not read_waited else 0
