@@ -34,7 +34,7 @@ from benchmarks.virtual_mic import Quietmic, mic_streams
 from realtime.config import DEFAULT_ATTEN_LIM_DB
 from realtime.enhancer import Enhancer
 from realtime.arrays import enhance_signal
-from realtime.desktop.virtual_mic import SOURCE_NAME
+from realtime.desktop.virtual_mic import SINK_NAME, SOURCE_NAME
 
 RATE = 48000
 BLOCK = 480
@@ -220,19 +220,31 @@ IDLE_LIMIT_SECONDS = 10.0
 """Most time to go idle once nobody records (the service waits 2 s; a loaded machine polls status slowly)."""
 
 
+def sink_state(pulse: PulseServer, name: str) -> str:
+    """The server's state of sink ``name`` (RUNNING, IDLE, SUSPENDED), from ``pactl list short sinks``."""
+    for line in pulse.pactl("list", "short", "sinks").splitlines():
+        fields = line.split("\t")
+        if len(fields) >= 5 and fields[1] == name:
+            return fields[-1]
+    raise AssertionError(f"no sink {name}: {pulse.pactl('list', 'short', 'sinks')}")
+
+
 @pytest.mark.parametrize("pulse", ["pulseaudio", "pipewire"], indirect=True)
 def test_the_microphone_is_held_only_while_a_program_records(pulse: PulseServer, reference_model) -> None:
     assert quietmic("start", "--backend", "pulse", "--model", str(reference_model("random", 16000))).returncode == 0
     Quietmic({}).wait_for("idle", IDLE_LIMIT_SECONDS)
     assert mic_streams() == 0, pulse.pactl("list", "source-outputs")
+    assert sink_state(pulse, SINK_NAME) == "SUSPENDED"  # resumed at once when woken (a null sink's 2 s periods)
     for _ in range(2):  # and again: the second wake-up is no different
         with listening(SOURCE_NAME):
             Quietmic({}).wait_until(lambda s: s["state"] == "running" and s["input"] == MIC_SOURCE,
                                     RECONNECT_LIMIT_SECONDS, "streaming for the listener")
             assert mic_streams() == 1
             assert audio_flows(noisy_speech(1.0))
+            assert sink_state(pulse, SINK_NAME) == "RUNNING"
         Quietmic({}).wait_for("idle", IDLE_LIMIT_SECONDS)
         assert mic_streams() == 0
+        assert sink_state(pulse, SINK_NAME) == "SUSPENDED"
     # The PulseAudio path runs on libpulse alone: PortAudio is never loaded (issue 18, section 4).
     maps = Path(f"/proc/{status()['pid']}/maps").read_text()
     assert "libportaudio" not in maps and "libpulse-simple" in maps

@@ -10,7 +10,8 @@ and discards them (:class:`~realtime.live.pulse_stream.MonitorClock`): that keep
 null sink rendering every 10 ms, so quietmic's stream into it starts at once after a
 reconnect instead of waiting for a sink that sleeps up to 2 s. While nobody records
 from it, the service stops that clock and its own streams
-(:meth:`PulseVirtualMic.sleep`), and the server suspends the idle sink. Those streams are
+and suspends the sink (:meth:`PulseVirtualMic.sleep` says why), and resumes it
+when a program records again. Those streams are
 counted (:meth:`PulseVirtualMic.recording_streams`) on the server's events. The sink is
 described as "quietmic internal feed (not a speaker)": it is listed among the outputs,
 and a program that plays into it would send its sound into the call.
@@ -301,6 +302,9 @@ class PulseVirtualMic:
     index: str | None = None
     """The source's index on the server (what recording streams name), looked up when it is made."""
 
+    suspended: bool = False
+    """Whether quietmic suspended the sink (:meth:`sleep`)."""
+
     def recording_streams(self) -> int | None:
         """How many streams record from the virtual microphone (one ``pactl`` call); None when no server answers.
         After a server restart the index is stale and the count 0 until the service makes the source again."""
@@ -310,6 +314,7 @@ class PulseVirtualMic:
         """Make the sink and the source (removing stale ones first); raises :class:`DeviceError`."""
         self.remove_stale()
         self.modules = []  # ids of a server that has gone mean nothing now
+        self.suspended = False  # a new sink runs
         self.modules.append(load_null_sink(SINK_NAME, SINK_DESCRIPTION, self.rate))
         source = _pactl(
             "load-module", "module-remap-source", f"master={SINK_NAME}{MONITOR_SUFFIX}", f"source_name={SOURCE_NAME}", *MONO,
@@ -323,8 +328,12 @@ class PulseVirtualMic:
         log.info("virtual microphone %r ready on %s (modules %s)", SOURCE_NAME, pulse_server_name(), self.modules)
 
     def wake(self) -> None:
-        """Keep the sink rendering in short periods while quietmic streams into it (see the module docstring).
-        The clock connects beside the stream: waiting for it first made no difference to the resume time."""
+        """Resume the sink and keep it rendering in short periods while quietmic streams into it (see the
+        module docstring). The clock connects beside the stream: waiting for it first made no difference
+        to the resume time."""
+        if self.suspended:
+            _pactl("suspend-sink", SINK_NAME, "0")
+            self.suspended = False
         if self.clock is None:  # after a server restart the running one reconnects by itself
             from realtime.live.pulse_stream import MonitorClock  # numpy: not for 'quietmic status' or 'stop'
 
@@ -332,14 +341,28 @@ class PulseVirtualMic:
             self.clock.start()
 
     def sleep(self) -> None:
-        """Stop the sink's clock: nobody records from the virtual microphone, so the server may suspend it."""
+        """Nobody records from the virtual microphone: stop the sink's clock and suspend the sink (once).
+
+        Suspended by quietmic, not left to the server's module-suspend-on-idle (not every setup loads it):
+        a PulseAudio null sink that nobody records with a short latency renders in periods of up to 2 s,
+        and a short latency requested later takes effect only when the period under way ends, so woken
+        after some seconds idle quietmic's first audio reached a new listener 1.1-1.5 s late. A sink
+        resumed from suspension starts a period at once: 95-131 ms from the listener's launch (PipeWire,
+        which has no such periods: 131-262 ms either way; private servers, a vowel into the test mic).
+        """
+        self._stop_clock()
+        if not self.suspended:
+            _pactl("suspend-sink", SINK_NAME, "1")
+            self.suspended = True
+
+    def _stop_clock(self) -> None:
         if self.clock is not None:
             self.clock.stop()
             self.clock = None
 
     def remove(self) -> None:
         """Stop the sink's clock and unload the modules this object loaded (newest first)."""
-        self.sleep()
+        self._stop_clock()
         unload_modules(self.modules)
         self.modules.clear()
 
