@@ -56,10 +56,10 @@ SERVICE_FLAGS = {
     "sample_rate": "--sample-rate", "backend": "--backend",
 }
 """Options of ``serve`` that ``start`` passes on (plus the switches, :data:`SERVICE_SWITCHES`)."""
-SERVICE_SWITCHES = {"bypass": "--bypass", "speakers": "--speakers"}
+SERVICE_SWITCHES = {"bypass": "--bypass", "speakers": "--speakers", "echo_cancel": "--echo-cancel"}
 """Switches of ``serve`` that ``start`` passes on."""
 SETTABLE = ("atten_lim_db", "bypass", "input_device", "output_device", "input_channel", "model", "block_size",
-            "sample_rate", "speakers")
+            "sample_rate", "speakers", "echo_cancel")
 
 
 def _add_service_options(parser: argparse.ArgumentParser) -> None:
@@ -72,6 +72,9 @@ def _add_service_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bypass", action="store_true", default=None, help="pass audio through without denoising")
     parser.add_argument("--speakers", action="store_true", default=None,
                         help="also denoise what programs play into the 'quietmic speakers' output (PulseAudio/PipeWire)")
+    parser.add_argument("--echo-cancel", action="store_true", default=None,
+                        help="remove what the speakers play from the microphone, for speakers instead of headphones "
+                             "(PulseAudio/PipeWire; needs pip install 'quietmic[echo]')")
     parser.add_argument("--backend", choices=("auto", "pulse", "jack", "none"), default="auto",
                         help="virtual microphone: PulseAudio/PipeWire, JACK ports, or none (default: auto)")
 
@@ -186,6 +189,7 @@ def _settings(args: argparse.Namespace) -> Settings:
             "atten_lim_db",
             "bypass",
             "speakers",
+            "echo_cancel",
         )
     }
     no_limit = overrides["atten_lim_db"] == NO_LIMIT
@@ -432,9 +436,19 @@ def format_status(status: dict[str, Any]) -> str:
         ("xruns", f"{status['xruns']} " + json.dumps(status["counters"])),
         ("reconnects", f"{status['reconnects']} (input lost {status['lost_streams']} times)"),
         ("faults", _faults_text(status)),
+        ("echo cancel", _echo_text(status.get("echo_cancel"))),
         *_speaker_rows(status.get("speakers")),
     ]
     return "\n".join(f"{key:<14} {value}" for key, value in rows)
+
+
+def _echo_text(echo: dict[str, Any] | None) -> str:
+    """The status row of echo cancellation (``quietmic start --echo-cancel``)."""
+    if not echo or not echo["enabled"]:
+        return "off ('quietmic set echo_cancel on' removes what your speakers play from the microphone)"
+    if echo.get("reference") is None:
+        return f"on, not running ({echo['detail']})"
+    return f"on, the far end is {echo['reference']} (adds {echo['delay_ms']:.1f} ms)"
 
 
 def _speaker_rows(speakers: dict[str, Any] | None) -> list[tuple[str, str]]:

@@ -68,6 +68,12 @@ bypass: false
 # played on your real output (for noisy callers). Same model and attenuation limit.
 speakers: false
 
+# Echo cancellation (PulseAudio or PipeWire), for speakers instead of headphones: the
+# background service removes from the microphone what your output plays (WebRTC's AEC3,
+# before the denoiser), so the other side of a call does not hear itself. Needs the
+# optional package: pip install 'quietmic[echo]'.
+echo_cancel: false
+
 # Log verbosity: debug, info, warning or error.
 log_level: info
 """
@@ -86,6 +92,7 @@ class Settings:
     atten_lim_db: float | None = DEFAULT_ATTEN_LIM_DB
     bypass: bool = False
     speakers: bool = False
+    echo_cancel: bool = False
     log_level: str = "info"
 
     def updated(self, **overrides: Any) -> Settings:
@@ -224,11 +231,12 @@ _VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "atten_lim_db": _atten,
     "bypass": _bool,
     "speakers": _bool,
+    "echo_cancel": _bool,
     "log_level": _log_level,
 }
 assert set(_VALIDATORS) == {f.name for f in fields(Settings)}
 
-_BOOLEAN_KEYS = frozenset({"bypass", "speakers"})
+_BOOLEAN_KEYS = frozenset({"bypass", "speakers", "echo_cancel"})
 
 _YAML_BOOLEAN_HINT = "; note that YAML reads yes/no/on/off/true/false as booleans"
 

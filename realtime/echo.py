@@ -86,7 +86,7 @@ class EchoCanceller:
     delay itself, the hint only helps at the start.
     """
 
-    def __init__(self, sample_rate: int, *, delay_hint_ms: int = 0) -> None:
+    def __init__(self, sample_rate: int, *, delay_hint_ms: int = 0, block_size: int | None = None) -> None:
         if sample_rate not in AEC3_DELAY:
             rates = ", ".join(f"{r // 1000} kHz" for r in AEC3_DELAY)
             raise QuietmicError(f"echo cancellation works at {rates}, not {sample_rate} Hz")
@@ -96,6 +96,13 @@ class EchoCanceller:
         self.delay_hint_ms = int(delay_hint_ms)
         self.frame = int(round(FRAME_S * self.sample_rate))
         """Samples in one AEC3 frame (10 ms)."""
+        if block_size is not None and (block_size <= 0 or block_size % self.frame):
+            raise QuietmicError(
+                f"echo cancellation takes blocks of whole 10 ms frames ({self.frame} samples at {self.sample_rate} Hz), "
+                f"not {block_size}: use a block size of {self.frame} (or leave it unset)"
+            )
+        self.block_size = block_size
+        """Samples per block when every block is whole frames (no buffering delay); None: any size."""
         self._module = _backend()
         self._aec = None
         self.reset()
@@ -104,9 +111,10 @@ class EchoCanceller:
 
     @property
     def buffer_delay(self) -> int:
-        """Samples the output lags the input by because of buffering into 10 ms frames (one frame less one
-        sample); AEC3's own delay (:data:`AEC3_DELAY`) comes on top."""
-        return self.frame - 1
+        """Samples the output lags the input by because of buffering into 10 ms frames: one frame less one
+        sample, none when the blocks are declared whole frames (``block_size``); AEC3's own delay
+        (:data:`AEC3_DELAY`) comes on top."""
+        return 0 if self.block_size else self.frame - 1
 
     @property
     def delay(self) -> int:
@@ -125,7 +133,7 @@ class EchoCanceller:
         """The microphone block with the echo of the far end removed (float32, same length).
 
         ``mic_block`` and ``far_block`` are mono float arrays in [-1, 1] of the same length (any, 0
-        included), the far-end samples played while the microphone samples were captured; ``None``
+        included; whole frames when the canceller was made with ``block_size``), the far-end samples played while the microphone samples were captured; ``None``
         for ``far_block`` means the speakers are silent. The result is :attr:`buffer_delay` samples
         behind the input (plus AEC3's own delay, :attr:`delay` in all).
         """
@@ -133,6 +141,8 @@ class EchoCanceller:
         far = np.zeros_like(mic) if far_block is None else np.asarray(far_block, dtype=np.float32)
         if mic.ndim != 1 or far.shape != mic.shape:
             raise ValueError(f"mic and far blocks must be 1-D and the same length, not {mic.shape} and {far.shape}")
+        if self.block_size and len(mic) % self.frame:
+            raise ValueError(f"this canceller was made for blocks of whole {self.frame}-sample frames, got {len(mic)}")
         self._mic = np.concatenate([self._mic, mic])
         self._far = np.concatenate([self._far, far])
         whole = len(self._mic) // self.frame * self.frame

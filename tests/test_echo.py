@@ -106,6 +106,25 @@ def test_any_block_split_gives_the_same_output(rate: int) -> None:
 
 
 @needs_aec
+@pytest.mark.parametrize("rate", sorted(echo.AEC3_DELAY))
+def test_blocks_of_whole_frames_add_no_buffering_delay(rate: int) -> None:
+    """A live stream's blocks are whole 10 ms frames: declared, the canceller adds only AEC3's own delay, and
+    gives the any-split output earlier by exactly the buffering it saves."""
+    far = speech_like(2.0, seed=10, rate=rate)
+    mic = (0.5 * np.roll(far, rate // 25) + speech_like(2.0, seed=11, rate=rate)).astype(np.float32)
+    framed = echo.EchoCanceller(rate, block_size=echo.EchoCanceller(rate).frame)
+    assert framed.buffer_delay == 0 and framed.delay == echo.AEC3_DELAY[rate]
+    out = np.concatenate([framed.process(mic[i : i + framed.frame], far[i : i + framed.frame])
+                          for i in range(0, len(mic), framed.frame)])
+    buffered = echo.EchoCanceller(rate)
+    np.testing.assert_array_equal(buffered.process(mic, far)[buffered.buffer_delay :], out[: len(mic) - buffered.buffer_delay])
+    with pytest.raises(ValueError, match="whole"):
+        framed.process(mic[:7], far[:7])
+    with pytest.raises(QuietmicError, match="whole 10 ms frames"):
+        echo.EchoCanceller(rate, block_size=framed.frame + 1)
+
+
+@needs_aec
 def test_reset_starts_over() -> None:
     far = speech_like(1.0, seed=8)
     mic = room_echo(far) + speech_like(1.0, seed=9)

@@ -29,7 +29,7 @@ from scipy.signal import resample_poly
 from benchmarks.peers import test_signal as speech_like_signal
 from benchmarks.pipewire_server import PipeWireServer
 from benchmarks.pulse_probe import lag_and_correlation, listening, play_and_record, windowed_correlations
-from benchmarks.pulse_server import BUILTIN_MIC_SOURCE, MIC_SINK, MIC_SOURCE, PulseServer
+from benchmarks.pulse_server import BUILTIN_MIC_SOURCE, MIC_SINK, MIC_SOURCE, SPEAKERS, PulseServer
 from benchmarks.virtual_mic import Quietmic, mic_streams
 from realtime.config import DEFAULT_ATTEN_LIM_DB
 from realtime.enhancer import Enhancer
@@ -363,3 +363,47 @@ def test_stop_returns_after_the_exit_and_a_killed_process_leaves_nothing(pulse: 
     assert SOURCE_NAME not in pulse.pactl("list", "short", "sources")
     assert "quietmic" not in pulse.pactl("list", "short", "modules")
     assert quietmic("stop").stdout.strip() == "quietmic was not running"
+
+
+ROOM_DELAY_MS = 40
+"""The simulated room's audio path, speakers to microphone (a PulseAudio loopback's latency)."""
+ROOM_VOLUME = "50%"
+"""The simulated room's loss, speakers to microphone (the loopback's volume: about -18 dB)."""
+ECHO_SETTLE_SECONDS = 3.0
+"""AEC3 converges within a second or two: the echo is compared after this long."""
+MIN_ECHO_REDUCTION_DB = 10.0
+"""Echo cancellation must lower the speakers' echo in the virtual microphone by at least this much on a
+loaded test machine (the figure itself, ERLE, is the echo benchmark's: python -m benchmarks.echo)."""
+
+
+def echo_power_db(signal: np.ndarray) -> float:
+    """Power of what the virtual microphone carried after the canceller settled, dB."""
+    late = np.asarray(signal[int(ECHO_SETTLE_SECONDS * RATE) :], np.float64)
+    return float(10 * np.log10(np.mean(late**2) + 1e-20))
+
+
+@pytest.mark.skipif(not __import__("realtime.echo").echo.available(),
+                    reason="the echo canceller's package is not installed (pip install 'quietmic[echo]')")
+@pytest.mark.parametrize("pulse", ["pulseaudio", "pipewire"], indirect=True)
+def test_echo_cancellation_removes_what_the_speakers_play_from_the_microphone(pulse: PulseServer) -> None:
+    """A room: what the default output plays reaches the test microphone (a loopback, 40 ms, -18 dB). With
+    ``echo_cancel`` on, the far end played on the speakers is at least 10 dB weaker in the virtual microphone
+    than with it off (the denoiser bypassed, so the canceller alone is measured)."""
+    pulse.pactl("load-module", "module-loopback", f"source={SPEAKERS}.monitor", f"sink={MIC_SINK}",
+                f"latency_msec={ROOM_DELAY_MS}", "sink_input_properties=media.name=room")
+    inputs = pulse.pactl("list", "short", "sink-inputs").splitlines()
+    pulse.pactl("set-sink-input-volume", inputs[-1].split("\t")[0], ROOM_VOLUME)
+    far_end = noisy_speech(8.0)
+    assert quietmic("start", "--backend", "pulse", "--bypass").returncode == 0
+    powers = {}
+    for cancel in ("off", "on"):
+        assert quietmic("set", "echo_cancel", cancel, "--temporary").returncode == 0
+        with listening(SOURCE_NAME):
+            Quietmic({}).wait_until(lambda s: s["state"] == "running" and s["echo_cancel"]["enabled"] == (cancel == "on")
+                                    and (cancel == "off" or s["echo_cancel"]["reference"] is not None),
+                                    RECONNECT_LIMIT_SECONDS, f"streaming with echo_cancel {cancel}")
+            powers[cancel] = echo_power_db(play_and_record(far_end, SOURCE_NAME, SPEAKERS))
+            if cancel == "on":
+                echo_status = status()["echo_cancel"]
+                assert echo_status["reference"] == f"{SPEAKERS}.monitor"
+    assert powers["off"] - powers["on"] >= MIN_ECHO_REDUCTION_DB, (powers, echo_status)

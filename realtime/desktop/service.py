@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 
+from realtime import echo
 from realtime.desktop import speakers, virtual_mic
 from realtime.desktop.stream_state import StallWatch, StreamState, StreamTotals
 from realtime.config import Settings, default_config_path, parse_setting, save_setting
@@ -72,8 +73,13 @@ PULSE_RATE = 48000
 """Stream rate on PulseAudio/PipeWire (the server resamples anything else)."""
 LIVE_SETTINGS = ("atten_lim_db", "bypass")
 """Settings applied to the running enhancer without reopening the stream."""
-STREAM_SETTINGS = ("input_device", "output_device", "input_channel", "model", "block_size", "sample_rate")
+STREAM_SETTINGS = ("input_device", "output_device", "input_channel", "model", "block_size", "sample_rate", "echo_cancel")
 """Settings that reopen the stream."""
+ECHO_NEEDS_PULSE = ("echo cancellation needs PulseAudio or PipeWire (it records what the speakers play from the "
+                    "server): restart with 'quietmic restart --backend pulse --echo-cancel'")
+"""Why ``echo_cancel`` cannot run on plain JACK or with ``--backend none``."""
+ECHO_CHECK_RATE = 48000
+"""A rate the echo canceller takes: making one there tells whether its package is installed."""
 SERVICE_SETTINGS = ("speakers",)
 """Settings that add or remove a part of the service (the speaker side, :mod:`realtime.desktop.speakers`)."""
 
@@ -147,6 +153,8 @@ class Service:
         """Held while the speaker side is turned on or off (from the main loop or a ``set``)."""
         self._speakers_error = ""
         """Why the speaker side did not start, when it did not."""
+        self._echo_error = ""
+        """Why echo cancellation, though on, does not run (for the status); "" when it runs or is off."""
         if carried:
             self.started_at = time.monotonic() - float(carried.get("uptime_seconds", 0.0))
             self.reconnects = int(carried.get("reconnects", 0))
@@ -202,6 +210,8 @@ class Service:
             raise QuietmicError(f"{key} cannot be changed while running; change it in the config and restart")
         if key == "speakers" and value and self._speakers_unavailable():
             raise QuietmicError(self._speakers_unavailable())
+        if key == "echo_cancel" and value:
+            self._check_echo_cancel()
         if key == "input_device" and value is not None:
             self._check_input_device(value)
         if key == "model":
@@ -226,6 +236,41 @@ class Service:
                          self._rate() if self._pulse() else None)
         log.info("set %s = %r", key, value)
         return {key: value}
+
+    def _check_echo_cancel(self) -> None:
+        """Raise a :class:`QuietmicError` saying what to do where echo cancellation cannot run."""
+        if isinstance(self.virtual_mic, virtual_mic.JackPorts) or self.backend_choice in ("jack", "none"):
+            raise QuietmicError(ECHO_NEEDS_PULSE)
+        if not echo.available():
+            echo.EchoCanceller(ECHO_CHECK_RATE)  # raises the error that names the package to install
+
+    def _echo_reference(self) -> str | None:
+        """The far end for echo cancellation: the monitor of the sink the speakers play (the default output,
+        unless that is one of quietmic's own: then the real one the speaker side would choose); None when off,
+        or when it cannot run here (the reason is kept for the status)."""
+        self._echo_error = ""
+        if not self.settings.echo_cancel:
+            return None
+        try:
+            self._check_echo_cancel()
+        except QuietmicError as exc:
+            self._echo_error = str(exc)
+            return None
+        sink = speakers.choose_output(virtual_mic.default_sink(), virtual_mic.sinks())
+        if sink is None:
+            self._echo_error = "no output device (sink) whose sound to remove"
+            return None
+        return sink + virtual_mic.MONITOR_SUFFIX
+
+    def _echo_status(self, processor: LiveProcessor | None) -> dict[str, Any]:
+        """The echo canceller's part of the status."""
+        stage = processor.echo if processor is not None else None
+        if stage is None:
+            detail = self._echo_error or "it starts with the stream, when a program records from the virtual microphone"
+            return {"enabled": self.settings.echo_cancel, "reference": None, "detail": detail}
+        return {"enabled": True, "reference": stage.reference_source,
+                "delay_ms": round(1000.0 * stage.delay / processor.sample_rate, 1),
+                "reference_starved_blocks": stage.starved_blocks, "detail": ""}
 
     def _speakers_unavailable(self) -> str:
         """Why the speaker side cannot run here (no PulseAudio-compatible server); "" where it can."""
@@ -339,6 +384,7 @@ class Service:
             "fault_detail": fault_detail,
             "lost_streams": self.lost_streams,
             "reconnects": self.reconnects,
+            "echo_cancel": self._echo_status(processor),
             "speakers": self._speakers_status(),
         }
 
@@ -565,8 +611,17 @@ class Service:
                     input_device = jack if input_device is None else input_device
                     output_device = jack  # the virtual microphone is quietmic's own JACK output ports
             rate = self._rate(input_device)  # on JACK: the server's rate, not the system default's
-            processor = build_processor(model, settings, rate, devices=(input_device, output_device),
-                                        stream_factory=factory, inline=inline)
+            reference = self._echo_reference() if self._pulse() else None
+            try:
+                processor = build_processor(model, settings, rate, devices=(input_device, output_device),
+                                            stream_factory=factory, inline=inline, echo_reference=reference)
+            except QuietmicError as exc:  # the echo canceller cannot run: the microphone goes on without it
+                if reference is None:
+                    raise
+                self._echo_error = str(exc)
+                log.warning("echo cancellation: %s; streaming without it", exc)
+                processor = build_processor(model, settings, rate, devices=(input_device, output_device),
+                                            stream_factory=factory, inline=inline)
             processor.start()
             if isinstance(self.virtual_mic, virtual_mic.JackPorts):  # programs connect; never the speakers
                 jack_graph.disconnect_outputs(virtual_mic.SOURCE_NAME)

@@ -13,9 +13,11 @@ from typing import Any, Callable
 from realtime.config import Settings
 from realtime.enhancer import Enhancer, hop_at_rate
 from realtime.errors import DeviceError
+from realtime.live.echo_stage import EchoStage
 from realtime.live.portaudio_scan import sounddevice
 from realtime.live.processor import LiveProcessor
 from realtime.model import MaskModel
+
 
 Device = int | str | None
 """An audio device: PortAudio index, a part of its name, or None for the system's default
@@ -42,6 +44,7 @@ def build_processor(
     devices: tuple[Device, Device] | None = None,
     stream_factory: Callable[..., Any] | None = None,
     inline: bool = False,
+    echo_reference: str | None = None,
 ) -> LiveProcessor:
     """An :class:`Enhancer` running ``model`` at ``sample_rate`` Hz, and the (not yet started)
     :class:`LiveProcessor` that streams it, as ``settings`` say.
@@ -52,8 +55,13 @@ def build_processor(
         sample_rate: the stream rate in Hz (e.g. the setting, else :func:`device_rate`).
         devices: (input, output) in place of the settings' (the service's chosen source and virtual microphone).
         stream_factory, inline: as for :class:`LiveProcessor` (a stream that is not PortAudio's).
+        echo_reference: with echo cancellation, the PulseAudio/PipeWire source that carries the far end
+            (the monitor of the sink the speakers play): an :class:`~realtime.live.echo_stage.EchoStage`
+            then runs before the enhancer. Raises a :class:`~realtime.errors.QuietmicError` saying what
+            to do when the canceller cannot run (its package missing, a rate it does not take).
     """
     block = settings.block_size or hop_at_rate(model.metadata, sample_rate)
+    echo = None if echo_reference is None else EchoStage(echo_reference, sample_rate, block)
     enhancer = Enhancer(model, sample_rate, block_size=block, atten_lim_db=settings.atten_lim_db, bypass=settings.bypass)
     input_device, output_device = (settings.input_device, settings.output_device) if devices is None else devices
     return LiveProcessor(
@@ -63,4 +71,5 @@ def build_processor(
         input_channel=settings.input_channel,
         stream_factory=stream_factory,
         inline=inline,
+        echo=echo,
     )

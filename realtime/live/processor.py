@@ -44,7 +44,7 @@ import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 import numpy as np
 
@@ -52,6 +52,9 @@ from realtime.enhancer import Enhancer
 from realtime.errors import DeviceError
 from realtime.live.portaudio_scan import orphaned, portaudio_errors, sounddevice
 from realtime.ringbuffer import RingBuffer
+
+if TYPE_CHECKING:  # the echo stage loads only where echo cancellation is on
+    from realtime.live.echo_stage import EchoStage
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +137,9 @@ class LiveProcessor:
             real-time one), as :class:`~realtime.live.pulse_stream.PulseDuplexStream` does: the
             enhancer then runs in the callback, with no worker thread and no hand-over block
             (see the module's docstring). PortAudio's own streams call back in real time: False.
+        echo: an :class:`~realtime.live.echo_stage.EchoStage` that removes the speakers' echo from
+            each block before the enhancer (it adds :attr:`EchoStage.delay` samples of latency);
+            started and stopped with the stream.
     """
 
     def __init__(
@@ -147,6 +153,7 @@ class LiveProcessor:
         latency: float | str = "low",
         stream_factory: Callable[..., Any] | None = None,
         inline: bool = False,
+        echo: EchoStage | None = None,
     ) -> None:
         block_size = enhancer.block_size
         if block_size is None:
@@ -192,6 +199,8 @@ class LiveProcessor:
         """(input, output) latency in seconds as reported by the audio API."""
         self.inline = inline
         """Whether the stream's own thread runs the enhancer (see the module docstring)."""
+        self.echo = echo
+        """The echo canceller each block passes before the enhancer."""
 
     # --- the real-time side -------------------------------------------------------------------
 
@@ -289,6 +298,8 @@ class LiveProcessor:
         try:
             if self.tap is not None:
                 self.tap.on_input(index, block)
+            if self.echo is not None:
+                block = self.echo.process(block)
             out = self.enhancer.process(block)
             if self.tap is not None:
                 self.tap.on_output(output_index, out)
@@ -334,11 +345,12 @@ class LiveProcessor:
     def stated_latency(self) -> int:
         """Microphone-to-speaker delay quietmic expects, in samples.
 
-        Enhancer latency + one block of hand-over + the audio API's reported
-        input and output latency.
+        Echo canceller delay (if any) + Enhancer latency + one block of hand-over + the audio API's
+        reported input and output latency.
         """
         audio_api = round((self.stream_latency[0] + self.stream_latency[1]) * self.sample_rate)
-        return self.enhancer.latency + self.handover_latency + audio_api
+        echo = self.echo.delay if self.echo is not None else 0
+        return echo + self.enhancer.latency + self.handover_latency + audio_api
 
     def start(self) -> None:
         """Open the duplex stream and start processing."""
@@ -371,6 +383,8 @@ class LiveProcessor:
             self._worker = threading.Thread(target=self._work, name="quietmic-worker", daemon=True)
             self._worker.start()
         callback = self._inline_callback if self.inline else self._callback
+        if self.echo is not None:
+            self.echo.start()  # its reference is recording before the first microphone block
         try:
             if sd is not None:
                 self._stream = sd.Stream(
@@ -443,6 +457,8 @@ class LiveProcessor:
             self._worker.join()
             self._worker = None
             os.close(self._wake_fd)
+        if self.echo is not None:
+            self.echo.stop()
         if self._previous_switch_interval is not None:
             sys.setswitchinterval(self._previous_switch_interval)
             self._previous_switch_interval = None

@@ -294,12 +294,17 @@ class MonitorClock:
     writes, so after every reconnect the virtual microphone would stay silent for
     up to 2 s. This client asks for blocks of ``blocksize``, so the sink renders
     every block period. It reconnects by itself when the server comes back.
+    Given ``on_block``, it hands each block on instead of discarding it (the echo
+    canceller's far-end reference, :mod:`realtime.live.echo_stage`).
     """
 
-    def __init__(self, source: str, samplerate: int, blocksize: int) -> None:
+    def __init__(self, source: str, samplerate: int, blocksize: int,
+                 on_block: Callable[[np.ndarray], Any] | None = None) -> None:
         self.source = source
         self.samplerate = samplerate
         self.blocksize = blocksize
+        self.on_block = on_block
+        """Called with each block recorded (float32 samples), on the clock's thread; None: discarded."""
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -326,6 +331,8 @@ class MonitorClock:
             while not self._stopping.is_set():
                 if simple.pa_simple_read(handle, buffer.ctypes.data, block_bytes, ctypes.byref(error)) < 0:
                     break
+                if self.on_block is not None:
+                    self.on_block(buffer)
             simple.pa_simple_free(handle)
 
     def stop(self) -> None:
