@@ -365,7 +365,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_start(args: argparse.Namespace) -> int:
     from realtime.desktop import background
 
-    _settings(args)  # a bad config or option is reported here, not in the log
+    settings = _settings(args)  # a bad config or option is reported here, not in the log
+    if settings.echo_cancel:
+        from realtime import echo
+
+        echo.require()  # its package missing: say what to install, before anything starts
     status = background.start(_service_options(args))
     print(f"quietmic started (pid {status['pid']}): {status['state']}"
           + (f", {status['virtual_microphone']}" if status.get("virtual_microphone") else "")

@@ -66,6 +66,11 @@ def available() -> bool:
     return True
 
 
+def require() -> None:
+    """Raise :class:`EchoCancellerUnavailable`, saying what to install, unless the canceller's package is there."""
+    _backend()
+
+
 def _backend():
     """The imported ``pywebrtc_audio`` module, or :class:`EchoCancellerUnavailable` saying what to install."""
     try:

@@ -180,3 +180,14 @@ def test_the_benchmark_rooms_have_their_delay_and_direct_to_reverberant_ratio() 
     x = speech_like(1.0, seed=10)
     assert abs(echo_room.active_level_db(echo_room.at_level(x, -30.0)) + 30.0) < 1e-3
     assert abs(echo_room.erle_db(x, 0.1 * x) - 20.0) < 1e-3
+
+
+def test_start_with_echo_cancel_and_no_package_says_what_to_install(monkeypatch, tmp_path) -> None:
+    """``quietmic start --echo-cancel`` without the canceller's package refuses before starting anything."""
+    env = {**__import__("os").environ, "XDG_RUNTIME_DIR": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path),
+           "PYTHONPATH": str(tmp_path)}
+    (tmp_path / f"{echo.PACKAGE}.py").write_text("raise ImportError('not installed here')\n")  # hides the real one
+    result = subprocess.run([sys.executable, "-m", "realtime", "start", "--echo-cancel"], capture_output=True,
+                            text=True, env=env, timeout=60, cwd=str(tmp_path))
+    assert result.returncode != 0
+    assert "pip install 'quietmic[echo]'" in result.stderr, result.stderr

@@ -78,8 +78,6 @@ STREAM_SETTINGS = ("input_device", "output_device", "input_channel", "model", "b
 ECHO_NEEDS_PULSE = ("echo cancellation needs PulseAudio or PipeWire (it records what the speakers play from the "
                     "server): restart with 'quietmic restart --backend pulse --echo-cancel'")
 """Why ``echo_cancel`` cannot run on plain JACK or with ``--backend none``."""
-ECHO_CHECK_RATE = 48000
-"""A rate the echo canceller takes: making one there tells whether its package is installed."""
 SERVICE_SETTINGS = ("speakers",)
 """Settings that add or remove a part of the service (the speaker side, :mod:`realtime.desktop.speakers`)."""
 
@@ -241,8 +239,7 @@ class Service:
         """Raise a :class:`QuietmicError` saying what to do where echo cancellation cannot run."""
         if isinstance(self.virtual_mic, virtual_mic.JackPorts) or self.backend_choice in ("jack", "none"):
             raise QuietmicError(ECHO_NEEDS_PULSE)
-        if not echo.available():
-            echo.EchoCanceller(ECHO_CHECK_RATE)  # raises the error that names the package to install
+        echo.require()
 
     def _echo_reference(self) -> str | None:
         """The far end for echo cancellation: the monitor of the sink the speakers play (the default output,
