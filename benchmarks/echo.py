@@ -22,8 +22,8 @@ audio-path delays 20-80 ms; the module :mod:`benchmarks.echo_room` documents the
 ``--compare`` also runs the other candidates where installed (``livekit``: AEC3 through LiveKit's
 FFI; ``pyaec``: SpeexDSP's MDF canceller) on the same signals, for the choice of canceller.
 
-Not measured here: the live path through a sound server (a test sink playing the far end, its
-monitor as the reference), which needs the service integration.
+The live variant (:mod:`benchmarks.echo_live`, ``--servers pulseaudio,pipewire``) measures the
+service's echo cancellation on private sound servers: ERLE, double-talk PESQ-WB, delay and CPU.
 """
 
 from __future__ import annotations
@@ -219,9 +219,30 @@ def run(candidates: Sequence[str], with_denoiser: bool = True, cpu: int | None =
                      "far_source": room_rig.FAR_SOURCE, "near_source": room_rig.NEAR_SOURCE, "seed": SEED,
                      "cpu_pinned": cpu},
         "machine": machine_info(["pywebrtc-audio", "livekit", "pyaec", "pesq"]),
-        "live": "not measured: the live variant (a private PulseAudio server, a test sink playing the far end, "
-                "its monitor as the reference) needs the service integration",
     }
+
+
+def run_live(servers: Sequence[str]) -> dict:
+    """The live variant (:mod:`benchmarks.echo_live`) on each of ``servers``; per server its figures, or why not."""
+    from benchmarks.echo_live import DOUBLE_TALK_S as LIVE_TALK_S
+    from benchmarks.echo_live import FAR_ONLY_S as LIVE_FAR_S
+    from benchmarks.echo_live import LEAD_S as LIVE_LEAD_S
+    from benchmarks.echo_live import measure_live
+    from model_export.corpus import load_corpus
+
+    corpus = load_corpus(None, RATE)
+    rng = np.random.default_rng(SEED)
+    far = room_rig.at_level(room_rig.talker_speech(corpus, room_rig.FAR_SOURCE, max(LIVE_FAR_S, LIVE_LEAD_S + LIVE_TALK_S), rng),
+                            room_rig.SPEECH_LEVEL_DB)
+    near = room_rig.at_level(room_rig.talker_speech(corpus, room_rig.NEAR_SOURCE, LIVE_TALK_S, rng), room_rig.SPEECH_LEVEL_DB)
+    results: dict[str, dict] = {}
+    for kind in servers:
+        try:
+            results[kind] = measure_live(kind, far, near)
+        except (RuntimeError, OSError) as exc:
+            LOG.warning("live %s: %s", kind, exc)
+            results[kind] = {"error": str(exc)}
+    return results
 
 
 def report(doc: dict) -> str:
@@ -237,6 +258,20 @@ def report(doc: dict) -> str:
                      fmt(p.get("canceller_then_denoiser"), 2), fmt(p["near_only_through_canceller"], 2),
                      fmt(r["delay_ms"], 1), fmt(r["cpu_real_time_factor"], 4)])
     text = [f"canceller: {doc['canceller']}", table(header, rows, False)]
+    if isinstance(doc.get("live"), dict):
+        rows = []
+        for kind, r in doc["live"].items():
+            if "error" in r:
+                rows.append([kind, r["error"], "", "", "", "", ""])  # the row says why
+                continue
+            p, cpu = r["pesq_wb_double_talk"], r["service_cpu_percent"]
+            rows.append([kind, fmt(r["erle_db"], 1), fmt(p["mic"], 2), fmt(p["canceller"], 2),
+                         f"{fmt(p['near_only_without_canceller'], 2)} / {fmt(p['near_only_through_canceller'], 2)}",
+                         fmt(r["delay_ms"], 1),
+                         f"{fmt(cpu['off'], 1)} -> {fmt(cpu['on'], 1)}"])
+        text.append("live, through the service on a private server (room: a 40 ms loopback, echo as loud as the far end):\n"
+                    + table(["server", "ERLE dB", "PESQ mic", "PESQ AEC", "PESQ near only off / on", "AEC delay ms",
+                             "service CPU % off -> on"], rows, False))
     if doc["candidates"]:
         rows = [[name, fmt(c["overall"]["erle_db"], 1), fmt(c["overall"]["erle_db_min"], 1),
                  fmt(c["overall"]["pesq_wb_double_talk"]["canceller"], 2),
@@ -253,6 +288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--compare", action="store_true", help="also run the other candidates that are installed")
     parser.add_argument("--no-denoiser", action="store_true", help="skip quietmic's denoiser in the chain")
     parser.add_argument("--cpu", type=int, default=usable_cpus()[-1], help="CPU to pin to (default: the last usable)")
+    parser.add_argument("--servers", default="pulseaudio,pipewire",
+                        help="sound servers for the live variant, comma-separated, or 'none' (default: both)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     import importlib.util
@@ -263,6 +300,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("echo benchmark: the optional package pywebrtc-audio is missing: pip install 'quietmic[echo]'", file=sys.stderr)
         return 2
     doc = run(names if args.compare else [shipped], with_denoiser=not args.no_denoiser, cpu=args.cpu)
+    servers = [] if args.servers == "none" else [kind.strip() for kind in args.servers.split(",") if kind.strip()]
+    doc["live"] = run_live(servers) if servers else "not measured (--servers none)"
     print(report(doc))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(doc, indent=1) + "\n")
