@@ -12,8 +12,10 @@ bursts. AEC3 estimates the echo's delay itself, as long as the echo comes after 
 delay stays put. So the stage pairs each microphone block with the reference that has arrived by
 then: at the first microphone block it drops the reference recorded before; a reference that has not
 arrived counts as silence, and its samples are used when they come (the reference then runs that much
-later for good: a jitter buffer that grows to the bursts' size, and no further); a backlog beyond
-:data:`MAX_REFERENCE_BACKLOG_SECONDS` (the clocks drifted, or the server stalled) is dropped. The
+later: a jitter buffer that grows to the bursts' size). So that it does not keep growing until the
+reference comes after its echo (a loaded machine starves it now and then), the reference that was
+never needed over :data:`SHRINK_EVERY_SECONDS` (the least backlog over that time) is dropped; a
+backlog beyond :data:`MAX_REFERENCE_BACKLOG_SECONDS` (the clocks drifted, or the server stalled) at once. The
 echo still comes after its reference: speakers play a sink's audio some tens of ms after its monitor
 carries it, and sound takes its time through the room.
 """
@@ -33,6 +35,9 @@ log = logging.getLogger(__name__)
 MAX_REFERENCE_BACKLOG_SECONDS = 0.1
 """Most far-end reference kept waiting for microphone blocks, seconds; older samples are dropped (an echo
 that comes before its reference cannot be cancelled)."""
+SHRINK_EVERY_SECONDS = 1.0
+"""How often the reference's backlog is brought down to what absorbed the bursts since, seconds (each change
+of the reference's delay makes AEC3 re-align; once a second it does so within a block or two)."""
 REFERENCE_RING_SECONDS = 1.0
 """Capacity of the reference's ring buffer, seconds (the monitor thread writes, the stream's thread reads)."""
 
@@ -59,6 +64,11 @@ class EchoStage:
         """Microphone blocks for which the reference had not (all) arrived: their missing part counted as silence."""
         self._aligned = False
         """Whether the first microphone block has set the timeline."""
+        self._shrink_every = max(1, int(SHRINK_EVERY_SECONDS * sample_rate / block_size))
+        """Microphone blocks between two shrinks of the backlog."""
+        self._blocks = 0
+        self._least_backlog = self._ring.capacity
+        """The least reference left over after a block since the last shrink (samples)."""
 
     @property
     def delay(self) -> int:
@@ -91,4 +101,9 @@ class EchoStage:
         if got < n:
             reference[got:] = 0.0
             self.starved_blocks += 1
+        self._least_backlog = min(self._least_backlog, self._ring.available)
+        self._blocks += 1
+        if self._blocks >= self._shrink_every:  # what was never needed since the last shrink
+            self._ring.skip(self._least_backlog)
+            self._blocks, self._least_backlog = 0, self._ring.capacity
         return self.canceller.process(block, reference)
