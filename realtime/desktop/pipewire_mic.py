@@ -16,7 +16,7 @@ In the graph the microphone, quietmic and the program recording the virtual
 source run in one cycle. The virtual microphone's delay is the enhancer's latency,
 the hand-over to the next cycle (one quantum, and up to a hop more where the
 quantum is no multiple of the hop: :mod:`realtime.live.processor`) and what the
-virtual source adds (a quantum, 256 samples at most in the runs measured). Measured
+virtual source adds (a quantum; 256 samples where the quantum was 480). Measured
 by one JACK client recording both the microphone and "quietmic"
 (:mod:`benchmarks.pipewire_probe`), default model at 48 kHz: 40.0 ms at the quantum
 quietmic asks for (PipeWire 0.3.65 rounds one hop, 480, down to 256), against
