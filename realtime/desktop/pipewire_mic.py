@@ -132,7 +132,11 @@ class PipeWireJackMic(PulseVirtualMic):
 
     def prepare_portaudio(self, block: int, rate: int) -> None:
         """Before PortAudio loads: bind it to pipewire-jack, asking for a quantum of ``block`` samples at
-        ``rate`` Hz, and name its JACK client. Raises :class:`DeviceError`."""
+        ``rate`` Hz, and name its JACK client. Once per process: naming the client again would re-initialise
+        PortAudio, which aborts where the server has gone (:mod:`realtime.live.portaudio_scan`). Raises
+        :class:`DeviceError`."""
+        if pipewire_jack.in_use():
+            return
         pipewire_jack.use_pipewire_jack(block, rate)
         if not name_jack_client(CLIENT_NAME):
             log.warning("this PortAudio cannot name its JACK client: the node is PortAudio's")

@@ -25,6 +25,8 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import socket
+import struct
 import sys
 import sysconfig
 from pathlib import Path
@@ -61,6 +63,41 @@ class LibjackTaken(DeviceError):
 _loaded: ctypes.CDLL | None = None
 """pipewire-jack's libjack, once loaded (kept: unloading it under PortAudio would crash)."""
 
+DEFAULT_REMOTE = "pipewire-0"
+"""The PipeWire server's socket in its runtime directory (``PIPEWIRE_REMOTE`` names another)."""
+PEERCRED = struct.Struct("3i")
+"""``struct ucred`` (pid, uid, gid) as ``SO_PEERCRED`` returns it."""
+_server: tuple[int, int, int] | None = None
+"""The PipeWire server PortAudio's JACK client connected to: its socket's device and inode, and its pid."""
+
+
+def _server_identity() -> tuple[int, int, int] | None:
+    """The PipeWire server answering now: its socket (device, inode) and the pid behind it; None: none answers.
+
+    A restarted server is a new process (and, unless systemd holds the socket, a new socket), so its
+    identity differs. pipewire-jack's own clients cannot tell: they answer JACK's questions from a
+    local copy of the graph, even after the server has gone.
+    """
+    remote = os.environ.get("PIPEWIRE_REMOTE", DEFAULT_REMOTE)
+    runtime = os.environ.get("PIPEWIRE_RUNTIME_DIR") or os.environ.get("XDG_RUNTIME_DIR") or ""
+    path = Path(remote) if remote.startswith("/") else Path(runtime) / remote
+    try:
+        status = path.stat()
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            probe.settimeout(1.0)
+            probe.connect(str(path))
+            pid, _uid, _gid = PEERCRED.unpack(probe.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, PEERCRED.size))
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino, pid
+
+
+def server_replaced() -> bool:
+    """Whether PortAudio is bound to pipewire-jack here and the PipeWire server its client connected to has
+    gone (stopped, or restarted: another process now). Then PortAudio's client is an orphan: terminating
+    PortAudio would abort (:mod:`realtime.live.portaudio_scan`), and only a new process reaches the server."""
+    return _loaded is not None and _server_identity() != _server
+
 
 def _holds_pipewire_mark(path: Path) -> bool:
     try:
@@ -94,7 +131,7 @@ def use_pipewire_jack(latency_frames: int, rate: int) -> Path:
     Raises :class:`DeviceError` (saying what to do) where pipewire-jack is not installed, or where
     PortAudio is loaded already and so is bound to another libjack.
     """
-    global _loaded
+    global _loaded, _server
     path = find_libjack()
     if path is None:
         raise DeviceError(f"PipeWire's JACK library is not installed: {INSTALL_HINT}")
@@ -108,6 +145,7 @@ def use_pipewire_jack(latency_frames: int, rate: int) -> Path:
     os.environ.setdefault(LATENCY_ENV, f"{latency_frames}/{rate}")
     if os.environ.pop(JACK_SERVER_ENV, None) is not None:
         log.info("%s is meaningless on PipeWire: ignored", JACK_SERVER_ENV)
+    _server = _server_identity()  # PortAudio's client connects to this one when it initialises, next
     try:
         _loaded = ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
     except OSError as exc:
