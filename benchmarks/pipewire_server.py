@@ -131,6 +131,14 @@ class PipeWireServer(PulseServer):
             self.stop()
             raise
 
+    def force_quantum(self, frames: int) -> None:
+        """Run the graph at a quantum of ``frames`` samples whatever its clients ask for (0: back to
+        the quantum they ask for), as ``pw-metadata -n settings 0 clock.force-quantum`` does for a user."""
+        result = subprocess.run(["pw-metadata", "-n", "settings", "0", "clock.force-quantum", str(frames)],
+                                capture_output=True, text=True, env=self._daemon_env(), timeout=START_TIMEOUT_SECONDS)
+        if result.returncode != 0:
+            raise RuntimeError(f"pw-metadata could not force the quantum: {result.stderr.strip()}")
+
     def server_pids(self) -> list[int]:
         """PipeWire, WirePlumber and pipewire-pulse (not the session bus)."""
         return [process.pid for name, process in self._processes.items()

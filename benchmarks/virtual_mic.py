@@ -1,15 +1,20 @@
 """The background process measured on a private PulseAudio server: delay, reconnect time, CPU, drift.
 
-    python -m benchmarks.virtual_mic [--model F] [--minutes 5] [--idle-seconds 60] [--servers pulseaudio,pipewire] [--json OUT]
+    python -m benchmarks.virtual_mic [--model F] [--minutes 5] [--idle-seconds 60] [--servers pulseaudio,pipewire]
+        [--backend auto] [--quantum N] [--soak-minutes M] [--json OUT]
 
 Starts a private PulseAudio server with a test microphone
-(:mod:`benchmarks.pulse_server`), runs ``quietmic start --backend pulse`` on it
-and measures, with a probe client (:mod:`benchmarks.pulse_probe`) that plays
+(:mod:`benchmarks.pulse_server`), runs ``quietmic start --backend auto`` on it
+(``--backend``: as the service takes it; on PipeWire ``auto`` is the pipewire-jack
+path where it is installed, and the JSON's ``path`` says which ran) and measures, with a probe client (:mod:`benchmarks.pulse_probe`) that plays
 into the test microphone and records a source in the same stream:
 
 * **delay through the virtual microphone**: the lag of voiced bursts recorded
   from "quietmic" minus the lag recorded from the microphone itself (the
-  probe's and the server's share);
+  probe's and the server's share); on PipeWire measured by one JACK client that
+  records both in the same callbacks (:mod:`benchmarks.pipewire_probe`,
+  ``delay_method`` "jack-probe"; the pulse probe's figure is kept as
+  ``delay_ms_pulse_probe``: its two streams' buffers differ by a quantum or more);
 * **drift**: that lag, burst by burst (one a second) for ``--minutes``;
 * **reconnect time**: the microphone is unplugged (its source removed) and
   plugged back; the time until quietmic streams again, and until audio flows
@@ -20,12 +25,17 @@ into the test microphone and records a source in the same stream:
   what it adds to the server's (the server's CPU measured before quietmic started
   is subtracted), each averaged over ``--idle-seconds``, and whether the microphone
   is released (no quietmic stream records it);
+* **xrun soak** (``--soak-minutes M``): M minutes of streaming, then M more while a
+  CPU-stress process (:mod:`benchmarks.cpu_stress`) keeps the last core busy; the
+  xruns quietmic counts in each (``xruns_soak``, ``xruns_soak_cpu_stress``);
 * **resume**: a program (``parec``) is launched to record "quietmic" while a vowel
   plays into the microphone; the milliseconds until its first sound arrives (wall
   clock, its own start-up included), and how much silence its recording starts with.
 
 ``--servers pulseaudio,pipewire`` runs it all on each server (default: both that
-are installed); the JSON has one object per server.
+are installed); the JSON has one object per server. ``--quantum N`` runs the
+PipeWire graph at N samples whatever its clients ask for (``clock.force-quantum``;
+default: the quantum the server and its clients settle on).
 """
 
 from __future__ import annotations
@@ -46,12 +56,15 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from benchmarks.cpu_stress import CpuStress
 from benchmarks.live_delay import delay_by_correlation, voiced_burst
 from benchmarks.machine import process_memory_mb
 from benchmarks.pipewire_server import PipeWireServer
 from benchmarks.pulse_probe import PROBE_PLAYBACK_BLOCKS, WARMUP_SECONDS, listening, play_and_record
 from benchmarks.pulse_server import MIC_SINK, MIC_SOURCE, PulseServer
-from realtime.desktop import virtual_mic
+from realtime.desktop import pipewire_mic, virtual_mic
+from realtime.desktop.pipewire_mic import PATH_NAME
+from realtime.live.pipewire_jack import find_libjack
 from realtime.desktop.virtual_mic import SOURCE_NAME
 
 RATE = 48000
@@ -275,15 +288,56 @@ def measure_idle(server: PulseServer, quietmic: Quietmic, pid: int, seconds: flo
     time.sleep(seconds)
     service_cpu = 100.0 * (_cpu_seconds([pid]) - before[0]) / seconds
     server_cpu = 100.0 * (_cpu_seconds(server_pids) - before[1]) / seconds
+    # On PipeWire's JACK path quietmic's hold on the microphone is a link, not a recording stream: counted too.
+    links = {"mic_links_while_idle": len(pipewire_mic.links(MIC_SOURCE))} if isinstance(server, PipeWireServer) else {}
     return {"idle_cpu_percent": service_cpu, "server_cpu_percent_with_quietmic_idle": server_cpu,
-            "mic_streams_while_idle": mic_streams(), "state_while_idle": quietmic.status()["state"]}
+            "mic_streams_while_idle": mic_streams(), "state_while_idle": quietmic.status()["state"], **links}
+
+
+GRAPH_PROBE_SECONDS = 6.0
+"""Bursts the PipeWire graph probe plays (one a second)."""
+
+
+def graph_delay(env: dict[str, str]) -> dict[str, Any]:
+    """On PipeWire: the virtual microphone's delay measured by :mod:`benchmarks.pipewire_probe` (one JACK client
+    records the microphone and "quietmic" in the same callbacks: exact to the sample, where two pulse probe
+    streams differ by their own buffering). Empty where pipewire-jack is not installed."""
+    if find_libjack() is None:
+        return {}
+    probe = subprocess.run([sys.executable, "-m", "benchmarks.pipewire_probe", "--seconds", str(GRAPH_PROBE_SECONDS)],
+                           capture_output=True, text=True, env={**os.environ, **env}, timeout=120)
+    if probe.returncode != 0:
+        raise RuntimeError(f"the PipeWire graph probe failed: {probe.stderr[-2000:]}")
+    return json.loads(probe.stdout.strip().splitlines()[-1])
+
+
+def measure_soak(quietmic: Quietmic, minutes: float) -> dict[str, Any]:
+    """Xruns quietmic counts while it streams ``minutes``, then ``minutes`` more with the last core kept busy."""
+    first = quietmic.status()["xruns"]
+    time.sleep(60.0 * minutes)
+    middle = quietmic.status()["xruns"]
+    with CpuStress(STRESS_CPU):
+        time.sleep(60.0 * minutes)
+    last = quietmic.status()
+    return {"soak_minutes": minutes, "xruns_soak": middle - first, "xruns_soak_cpu_stress": last["xruns"] - middle,
+            "counters_after_soak": last["counters"]}
+
+
+STRESS_CPU = (os.cpu_count() or 1) - 1
+"""The core the soak's CPU-stress process keeps busy (the last: "the other core" of a 2-core machine)."""
 
 
 def measure(model: str | None, minutes: float, workdir: Path, server_kind: str = "pulseaudio",
-            idle_seconds: float = 60.0) -> dict[str, Any]:
-    """Run every measurement on a fresh private server of ``server_kind``; the figures."""
+            idle_seconds: float = 60.0, backend: str = "auto", quantum: int | None = None,
+            soak_minutes: float = 0.0) -> dict[str, Any]:
+    """Run every measurement on a fresh private server of ``server_kind``, quietmic started with
+    ``--backend backend``, the PipeWire graph at ``quantum`` samples if given; the figures."""
+    if quantum is not None and server_kind != "pipewire":
+        raise ValueError("--quantum is PipeWire's (clock.force-quantum); PulseAudio has no graph quantum")
     server = SERVERS[server_kind][0](workdir / "run", rate=RATE)
     server.start()
+    if quantum is not None:
+        server.force_quantum(quantum)
     env = {**server.env, "XDG_STATE_HOME": str(workdir / "state"), "XDG_CONFIG_HOME": str(workdir / "config")}
     os.environ.update(env)  # the probe's libpulse connects to this server
     quietmic = Quietmic(env)
@@ -292,7 +346,7 @@ def measure(model: str | None, minutes: float, workdir: Path, server_kind: str =
         server_alone = cpu_percent(server.server_pids(), idle_seconds) if idle_seconds else None
         # Told which microphone to use, quietmic waits for it while it is unplugged (following the default, it
         # would switch to the built-in one and back).
-        started = quietmic("start", "--backend", "pulse", "--input-device", MIC_SOURCE,
+        started = quietmic("start", "--backend", backend, "--input-device", MIC_SOURCE,
                            *(["--model", model] if model else []))
         if started.returncode != 0:
             raise RuntimeError(f"quietmic start failed: {started.stderr}")
@@ -313,6 +367,7 @@ def measure(model: str | None, minutes: float, workdir: Path, server_kind: str =
         direct = [lag for lag in burst_lags(short, play_and_record(short, MIC_SOURCE, MIC_SINK)) if lag is not None]
         through = [lag for lag in burst_lags(short, play_and_record(short, SOURCE_NAME, MIC_SINK)) if lag is not None]
         delay_ms = (1000.0 * (np.median(through) - np.median(direct)) / RATE) if direct and through else None
+        graph_probe = graph_delay(env) if server_kind == "pipewire" else {}
 
         # Unplug and plug back, with a probe running across the plug.
         server.unplug_mic()
@@ -325,11 +380,17 @@ def measure(model: str | None, minutes: float, workdir: Path, server_kind: str =
         lags = burst_lags(train, play_and_record(train, SOURCE_NAME, MIC_SINK))
         after = quietmic.status()
         memory = process_memory_mb(pid)  # the service, streaming
+        soak = measure_soak(quietmic, soak_minutes) if soak_minutes else {}
         found = [lag for lag in lags if lag is not None]
         series_ms = [None if lag is None else 1000.0 * lag / RATE for lag in lags]
         return {
             "server_kind": server_kind,
-            "delay_ms": delay_ms,
+            "path": PATH_NAME if PATH_NAME in str(after.get("virtual_microphone")) else "pulse",
+            "quantum": quantum,
+            "delay_ms": graph_probe.get("delay_ms", delay_ms),
+            "delay_method": "jack-probe" if graph_probe else "pulse-probe",
+            "delay_ms_pulse_probe": delay_ms,
+            "delay_ms_jack_probe_each": graph_probe.get("delay_ms_each"),
             "direct_round_trip_ms": 1000.0 * float(np.median(direct)) / RATE if direct else None,
             "through_round_trip_ms": 1000.0 * float(np.median(through)) / RATE if through else None,
             "stated_latency_ms": after["latency_ms"],
@@ -353,6 +414,7 @@ def measure(model: str | None, minutes: float, workdir: Path, server_kind: str =
             **idle,
             "counters": after["counters"],
             "server": after.get("virtual_microphone"),
+            **soak,
             "model": after["model"],
         }
     finally:
@@ -369,6 +431,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="length of each idle-CPU measurement (0: skip them)")
     parser.add_argument("--servers", default="pulseaudio,pipewire",
                         help="comma-separated: pulseaudio, pipewire (those not installed are skipped)")
+    parser.add_argument("--backend", default="auto", choices=("auto", "pulse", "pipewire"),
+                        help="quietmic's --backend (default auto: on PipeWire the pipewire-jack path if installed)")
+    parser.add_argument("--quantum", type=int, metavar="N",
+                        help="PipeWire only: force the graph's quantum to N samples (e.g. 256, 1024)")
+    parser.add_argument("--soak-minutes", type=float, default=0.0, metavar="M",
+                        help="xrun soak: M minutes streaming, then M more with a CPU-stress process (0: skip)")
     parser.add_argument("--json", metavar="OUT", help="JSON output (default: benchmarks/results/virtual_mic.json)")
     args = parser.parse_args(argv)
     kinds = [k.strip() for k in args.servers.split(",") if k.strip()]
@@ -381,7 +449,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{kind}: {SERVERS[kind][1]} is not installed; skipped", file=sys.stderr)
             continue
         with tempfile.TemporaryDirectory(prefix="qm-vm-") as tmp:
-            results[kind] = measure(args.model, args.minutes, Path(tmp), kind, args.idle_seconds)
+            results[kind] = measure(args.model, args.minutes, Path(tmp), kind, args.idle_seconds, args.backend,
+                                    args.quantum if kind == "pipewire" else None, args.soak_minutes)
     results["date"] = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     out = Path(args.json) if args.json else DEFAULT_OUT / "virtual_mic.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -394,7 +463,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = results.get(kind)
         if result is None:
             continue
-        print(f"quietmic background process on {kind} ({result['model']['name']}, {result['model']['quantization']})")
+        quantum = f", quantum forced to {result['quantum']}" if result["quantum"] else ""
+        print(f"quietmic background process on {kind} ({result['model']['name']}, {result['model']['quantization']}; "
+              f"path {result['path']}{quantum})")
         print(f"  delay through the virtual microphone  {fmt(result['delay_ms'], 'ms')}  (stated by quietmic: "
               f"{fmt(result['stated_latency_ms'], 'ms')}; probe round trip direct "
               f"{fmt(result['direct_round_trip_ms'], 'ms')}, through quietmic {fmt(result['through_round_trip_ms'], 'ms')})")
@@ -403,7 +474,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"{fmt(result['idle_cpu_percent'], '% of one core', 2)}, added to the server "
                   f"{fmt(result['server_idle_cpu_percent'], '%', 2)} (server alone "
                   f"{fmt(result['server_cpu_percent_without_quietmic'], '%', 2)}); streams on the microphone: "
-                  f"{result['mic_streams_while_idle']}")
+                  f"{result['mic_streams_while_idle']}, links to it: {result.get('mic_links_while_idle', '-')}")
         each = ", ".join(fmt(v, "", 0).strip() for v in result["resume_ms_each"])
         print(f"  resume: first sound {fmt(result['resume_ms'], 'ms', 0)} (median; each: {each} ms) after a program "
               "is launched to record quietmic (its start-up included; silence before it)")
@@ -414,6 +485,9 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"({len(result['drift_series_ms'])} bursts, {result['bursts_lost']} lost)")
         print(f"  CPU while streaming  {fmt(result['cpu_percent_average'], '% of one core')} average; "
               f"xruns during the drift run {result['xruns_during_drift']}")
+        if result.get("soak_minutes"):
+            print(f"  xrun soak  {result['xruns_soak']} in {result['soak_minutes']:g} min, "
+                  f"{result['xruns_soak_cpu_stress']} in {result['soak_minutes']:g} min with a CPU-stress process")
         memory = result["service_memory_mb"]
         print(f"  memory of the service  private (USS) {memory['uss']:.1f} MiB, PSS {memory['pss']:.1f} MiB, "
               f"peak RSS {memory['peak_rss']:.1f} MiB")

@@ -75,8 +75,10 @@ def _add_service_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--echo-cancel", action="store_true", default=None,
                         help="remove what the speakers play from the microphone, for speakers instead of headphones "
                              "(PulseAudio/PipeWire; needs pip install 'quietmic[echo]')")
-    parser.add_argument("--backend", choices=("auto", "pulse", "jack", "none"), default="auto",
-                        help="virtual microphone: PulseAudio/PipeWire, JACK ports, or none (default: auto)")
+    parser.add_argument("--backend", choices=("auto", "pulse", "pipewire", "jack", "none"), default="auto",
+                        help="virtual microphone: PulseAudio/PipeWire through the PulseAudio protocol (pulse), PipeWire "
+                        "through its JACK API (pipewire: lower latency), JACK ports, or none (default: auto: "
+                        "pipewire where pipewire-jack is installed)")
 
 
 def _service_options(args: argparse.Namespace) -> list[str]:

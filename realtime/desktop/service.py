@@ -43,12 +43,13 @@ from typing import Any, Iterator
 
 from realtime import echo
 from realtime.desktop import speakers, virtual_mic
+from realtime.desktop import pipewire_mic, speakers, virtual_mic
 from realtime.desktop.stream_state import StallWatch, StreamState, StreamTotals
 from realtime.config import Settings, default_config_path, parse_setting, save_setting
 from realtime.default_model import resolve_model_path
-from realtime.enhancer import framing_at_rate
+from realtime.enhancer import framing_at_rate, hop_at_rate
 from realtime.errors import DeviceError, QuietmicError
-from realtime.live import jack_graph
+from realtime.live import jack_graph, pipewire_jack
 from realtime.live.from_settings import build_processor, device_rate
 from realtime.live.processor import LiveProcessor
 from realtime.model import load_checked_model
@@ -91,7 +92,7 @@ class RestartRequired(Exception):
 
     Args:
         why: what happened, for the log.
-        backend: the virtual-microphone backend the restarted process uses (``jack`` or ``none``).
+        backend: the virtual-microphone backend the restarted process uses (``jack``, ``pipewire`` or ``none``).
     """
 
     def __init__(self, why: str, backend: str) -> None:
@@ -109,7 +110,8 @@ class Service:
     Args:
         settings: the effective settings (config file + command line).
         config_path: the config file ``set`` saves to (default: the user's, :func:`~realtime.config.default_config_path`).
-        backend: ``auto``, ``pulse``, ``jack`` or ``none`` (play to the output device, no virtual mic).
+        backend: ``auto``, ``pulse``, ``pipewire`` (PipeWire through pipewire-jack; ``auto`` picks it on PipeWire),
+            ``jack`` or ``none`` (play to the output device, no virtual mic).
     """
 
     def __init__(self, settings: Settings, backend: str = "auto", carried: dict[str, Any] | None = None,
@@ -417,7 +419,12 @@ class Service:
             return virtual_mic.detect(self.backend_choice)
         while not self._stop.is_set():
             if virtual_mic.pulse_available():
-                return virtual_mic.PulseVirtualMic()
+                try:
+                    return pipewire_mic.choose(self.backend_choice)
+                except QuietmicError as exc:  # --backend pipewire on a server that cannot take it
+                    self._set_state("waiting for the audio server", str(exc))
+                    self._stop.wait(SERVER_WAIT_SECONDS)
+                    continue
             if self.backend_choice == "auto" and jack_graph.server_running():
                 with self._restart_if_orphaned():
                     rescan()  # PortAudio learns of a server only when it initialises
@@ -459,7 +466,7 @@ class Service:
                 log.warning("input lost: %s (device unplugged, suspended, or the audio server went away)", why)
                 self.lost_streams += 1
                 self._set_state("reconnecting", why)
-                if isinstance(self.virtual_mic, virtual_mic.JackPorts):  # server gone, or it dropped our client
+                if self._portaudio_jack():  # server gone, or it dropped our client
                     raise self._restart_required(why)
                 self._close_stream()
                 continue
@@ -532,8 +539,14 @@ class Service:
     def _pulse(self) -> bool:
         return isinstance(self.virtual_mic, virtual_mic.PulseVirtualMic)
 
+    def _portaudio_jack(self) -> bool:
+        """Whether the stream is PortAudio's on a JACK API (plain JACK, or PipeWire's): a lost one needs a restart."""
+        return isinstance(self.virtual_mic, (virtual_mic.JackPorts, pipewire_mic.PipeWireJackMic))
+
     def _portaudio_backend(self) -> str:
-        """The backend a restarted process keeps: JACK ports, or none (an output device through PortAudio)."""
+        """The backend a restarted process keeps: JACK ports, PipeWire's JACK API, or none (an output device)."""
+        if isinstance(self.virtual_mic, pipewire_mic.PipeWireJackMic):
+            return "pipewire"
         return "jack" if isinstance(self.virtual_mic, virtual_mic.JackPorts) else "none"
 
     def _restart_required(self, why: str) -> RestartRequired:
@@ -551,10 +564,11 @@ class Service:
             raise self._restart_required(str(exc)) from None
 
     def _rate(self, input_device: int | str | None = None) -> int:
-        """The stream rate: the setting, else 48 kHz on PulseAudio, else ``input_device``'s (default: the setting's)."""
+        """The stream rate: the setting, else 48 kHz on PulseAudio, else ``input_device``'s (default: the setting's;
+        on PipeWire's JACK API the graph's)."""
         if self.settings.sample_rate:
             return self.settings.sample_rate
-        if self._pulse():
+        if self._pulse() and not isinstance(self.virtual_mic, pipewire_mic.PipeWireJackMic):
             return PULSE_RATE
         return device_rate(self.settings.input_device if input_device is None else input_device)
 
@@ -581,7 +595,7 @@ class Service:
             with self._lock:
                 settings, model = self.settings, self.model
             input_device, output_device = settings.input_device, settings.output_device
-            factory, inline = None, False
+            factory, inline, pipewire = None, False, None
             if self._pulse():
                 assert isinstance(self.virtual_mic, virtual_mic.PulseVirtualMic)
                 # Woken by a program that records from the virtual microphone (so it exists), the service
@@ -594,9 +608,20 @@ class Service:
                 if source is None:
                     raise DeviceError("no microphone (PulseAudio source) found")
                 self._input_source = input_device = source
-                output_device = virtual_mic.SINK_NAME
-                factory = functools.partial(PulseDuplexStream, device=(source, virtual_mic.SINK_NAME))
-                inline = PulseDuplexStream.processes_inline
+                if isinstance(self.virtual_mic, pipewire_mic.PipeWireJackMic):
+                    pipewire = self.virtual_mic
+                    try:
+                        pipewire.prepare_portaudio(settings.block_size or hop_at_rate(model.metadata, PULSE_RATE),
+                                                   PULSE_RATE)
+                    except pipewire_jack.LibjackTaken as exc:  # JACK2's libjack was loaded looking for a server
+                        raise self._restart_required(str(exc)) from None
+                    with self._restart_if_orphaned():
+                        rescan()  # PipeWire restarted: only a new process reaches the new one
+                    output_device = pipewire.portaudio_device()  # the stream's input too, until linked to the mic
+                else:
+                    output_device = virtual_mic.SINK_NAME
+                    factory = functools.partial(PulseDuplexStream, device=(source, virtual_mic.SINK_NAME))
+                    inline = PulseDuplexStream.processes_inline
                 self.virtual_mic.wake()
             else:
                 with self._restart_if_orphaned():
@@ -607,19 +632,22 @@ class Service:
                         raise DeviceError("the JACK server is not running")
                     input_device = jack if input_device is None else input_device
                     output_device = jack  # the virtual microphone is quietmic's own JACK output ports
-            rate = self._rate(input_device)  # on JACK: the server's rate, not the system default's
+            portaudio_input = output_device if pipewire is not None else input_device
+            rate = self._rate(portaudio_input)  # on JACK: the server's rate, not the system default's
             reference = self._echo_reference() if self._pulse() else None
+            stream = {"stream_factory": factory, "inline": inline, "host_blocks": pipewire is not None}
             try:
-                processor = build_processor(model, settings, rate, devices=(input_device, output_device),
-                                            stream_factory=factory, inline=inline, echo_reference=reference)
+                processor = build_processor(model, settings, rate, devices=(portaudio_input, output_device),
+                                            echo_reference=reference, **stream)
             except QuietmicError as exc:  # the echo canceller cannot run: the microphone goes on without it
                 if reference is None:
                     raise
                 self._echo_error = str(exc)
                 log.warning("echo cancellation: %s; streaming without it", exc)
-                processor = build_processor(model, settings, rate, devices=(input_device, output_device),
-                                            stream_factory=factory, inline=inline)
+                processor = build_processor(model, settings, rate, devices=(portaudio_input, output_device), **stream)
             processor.start()
+            if pipewire is not None:
+                pipewire_mic.link_or_stop(pipewire, processor, input_device, settings.input_channel)
             if isinstance(self.virtual_mic, virtual_mic.JackPorts):  # programs connect; never the speakers
                 jack_graph.disconnect_outputs(virtual_mic.SOURCE_NAME)
         except (QuietmicError, ValueError, *portaudio_errors()) as exc:

@@ -253,8 +253,9 @@ def modules_with(*arguments: str) -> list[str]:
     return ids
 
 
-MODULE_ARGUMENTS = (f"sink_name={SINK_NAME}", f"source_name={SOURCE_NAME}")
-"""The arguments that name the virtual microphone's modules (how stale ones are found)."""
+MODULE_ARGUMENTS = (f"sink_name={SINK_NAME}", f"source_name={SOURCE_NAME}", f"sink_name={SOURCE_NAME}")
+"""The arguments that name the virtual microphone's modules (how stale ones are found); the last names
+the PipeWire path's virtual source (:mod:`realtime.desktop.pipewire_mic`)."""
 
 
 def quietmic_modules() -> list[str]:
@@ -268,13 +269,15 @@ def unload_modules(modules: list[str]) -> None:
         _pactl("unload-module", module)
 
 
-def load_null_sink(name: str, description: str, rate: int) -> str:
+def load_null_sink(name: str, description: str, rate: int, media_class: str | None = None) -> str:
     """Load a mono null sink ``name`` shown as ``description`` at ``rate`` Hz; its module index.
+    ``media_class`` (PipeWire only) makes it another kind of node, e.g. ``Audio/Source/Virtual``: a source.
 
     Raises a :class:`DeviceError` with the server's answer when it refuses.
     """
     sink = _pactl(
-        "load-module", "module-null-sink", f"sink_name={name}", f"rate={rate}", *MONO,
+        "load-module", "module-null-sink", *([f"media.class={media_class}"] if media_class else []),
+        f"sink_name={name}", f"rate={rate}", *MONO,
         f"sink_properties='device.description=\"{description}\"'",  # quoted: descriptions have spaces
     )
     if sink.returncode != 0:

@@ -45,6 +45,7 @@ def build_processor(
     stream_factory: Callable[..., Any] | None = None,
     inline: bool = False,
     echo_reference: str | None = None,
+    host_blocks: bool = False,
 ) -> LiveProcessor:
     """An :class:`Enhancer` running ``model`` at ``sample_rate`` Hz, and the (not yet started)
     :class:`LiveProcessor` that streams it, as ``settings`` say.
@@ -54,11 +55,12 @@ def build_processor(
         settings: block size, attenuation limit, bypass, input channel and, unless ``devices``, the devices.
         sample_rate: the stream rate in Hz (e.g. the setting, else :func:`device_rate`).
         devices: (input, output) in place of the settings' (the service's chosen source and virtual microphone).
-        stream_factory, inline: as for :class:`LiveProcessor` (a stream that is not PortAudio's).
         echo_reference: with echo cancellation, the PulseAudio/PipeWire source that carries the far end
             (the monitor of the sink the speakers play): an :class:`~realtime.live.echo_stage.EchoStage`
             then runs before the enhancer. Raises a :class:`~realtime.errors.QuietmicError` saying what
             to do when the canceller cannot run (its package missing, a rate it does not take).
+        stream_factory, inline, host_blocks: as for :class:`LiveProcessor` (a stream that is not PortAudio's;
+            callbacks of the server's period).
     """
     block = settings.block_size or hop_at_rate(model.metadata, sample_rate)
     echo = None if echo_reference is None else EchoStage(echo_reference, sample_rate, block)
@@ -72,4 +74,5 @@ def build_processor(
         stream_factory=stream_factory,
         inline=inline,
         echo=echo,
+        host_blocks=host_blocks,
     )

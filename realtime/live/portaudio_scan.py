@@ -58,6 +58,8 @@ import sys
 import threading
 from types import ModuleType
 
+from realtime.live import pipewire_jack
+
 log = logging.getLogger(__name__)
 
 JACK_NO_START_SERVER = 0x01
@@ -193,6 +195,8 @@ def _orphaned() -> bool:
     """
     if not _guard.jack_attached:
         return False
+    if pipewire_jack.server_replaced():  # pipewire-jack's watch client answers from its own copy of the graph
+        return True
     return _guard.watch is None or not _guard.watch.server_alive()
 
 

@@ -13,7 +13,9 @@ silence, so the first callback already has something to play. Some audio
 servers call back in bursts (PortAudio on a JACK server whose period is longer
 than the block calls several times back to back), and then one block is not
 enough: during the first :data:`SETTLE_SECONDS` a late block makes the hand-over
-grow by the missing samples instead (the output is still the start-up silence).
+grow by the missing samples instead (the output is still the start-up silence);
+so it does for as long again after the server's period changes (a ``host_blocks``
+stream's callbacks follow PipeWire's quantum, which other programs change).
 After that, if the worker is late, the callback plays silence for the missing
 samples and counts a late block; the late samples are dropped when they arrive,
 so the delay never creeps. If the input ring is full, the callback drops the block and counts an
@@ -80,6 +82,17 @@ MAX_HANDOVER_SECONDS = 0.05
 DROP_MARKS = 4096
 """Dropped input blocks remembered (where they fell) until the worker replaces them with zeros."""
 
+MAX_HOST_FRAMES = 8192
+"""The longest callback a ``host_blocks`` stream may get (JACK's and PipeWire's largest period)."""
+
+WORKER_RT_PRIORITY = 10
+"""SCHED_FIFO priority of a ``host_blocks`` stream's worker: above every ordinary process (a CPU hog
+on the same core cannot make it late), below the audio threads (PipeWire's and JACK's run at 70-95)."""
+
+MAX_API_LATENCY_SECONDS = 10.0
+"""A latency an audio API reports beyond this is nonsense (pipewire-jack's port latency reads as 2**32
+samples) and is left out of the stated latency."""
+
 GIL_SWITCHES_PER_BLOCK = 8
 """The callback runs Python, so it needs the GIL: while streaming, the interpreter
 offers the GIL to other threads this many times per block period (CPython's
@@ -133,6 +146,10 @@ class LiveProcessor:
             :class:`realtime.live.pulse_stream.PulseDuplexStream`): called as
             ``factory(samplerate, blocksize, channels=(in, out), callback=...)``; the
             devices are then the factory's business.
+        host_blocks: PortAudio calls back with the audio server's own period (``blocksize=0``), whatever
+            its length, instead of the enhancer's block: the rings absorb the difference, and PortAudio
+            adds no buffering of its own (on PipeWire's JACK API a fixed block that differs from the
+            graph's quantum costs a block of latency there, and one that equals it still did).
         inline: the factory's stream calls back on a thread of its own that may block (not a
             real-time one), as :class:`~realtime.live.pulse_stream.PulseDuplexStream` does: the
             enhancer then runs in the callback, with no worker thread and no hand-over block
@@ -154,6 +171,7 @@ class LiveProcessor:
         stream_factory: Callable[..., Any] | None = None,
         inline: bool = False,
         echo: EchoStage | None = None,
+        host_blocks: bool = False,
     ) -> None:
         block_size = enhancer.block_size
         if block_size is None:
@@ -174,11 +192,16 @@ class LiveProcessor:
         self.counters = StreamCounters()
         self._played = 0
         self._ring_offset = 0
-        self._settle_callbacks = int(SETTLE_SECONDS * self.sample_rate / block_size)
+        self._settle_until = 0
+        """The hand-over may grow until this callback (the first :data:`SETTLE_SECONDS`, and as long again
+        after the server's period changes)."""
+        self._host_frames = 0
+        """The length of the last callback (a ``host_blocks`` stream's follows the server's period)."""
         self._max_handover = block_size + int(MAX_HANDOVER_SECONDS * self.sample_rate)
         self._in_ring = RingBuffer(max(int(INPUT_RING_SECONDS * self.sample_rate), 4 * block_size))
         self._out_ring = RingBuffer(self._in_ring.capacity + OUTPUT_RING_BLOCKS * block_size)
-        self._out_block = np.zeros(block_size, dtype=np.float32)
+        self.host_blocks = host_blocks
+        self._out_block = np.zeros(max(block_size, MAX_HOST_FRAMES if host_blocks else 0), dtype=np.float32)
         self._drop_positions = np.zeros(DROP_MARKS, dtype=np.int64)
         self._drops = 0
         self._wake_fd = -1
@@ -216,6 +239,9 @@ class LiveProcessor:
 
     def _callback(self, indata: np.ndarray, outdata: np.ndarray, frames: int, _time: Any, status: Any) -> None:
         counters = self._count(status)
+        if frames != self._host_frames:  # the first callback, or the server's period changed: settle (again)
+            self._host_frames = frames
+            self._settle_until = counters.callbacks + int(SETTLE_SECONDS * self.sample_rate / frames)
         if self._in_ring.free >= frames:
             self._in_ring.write(indata[:, self.input_channel])
         else:  # drop the block; the worker feeds a block of zeros at this point of the sequence
@@ -234,7 +260,7 @@ class LiveProcessor:
         if got < frames:
             out[got:] = 0.0
             missing = frames - got
-            if counters.callbacks <= self._settle_callbacks and self.handover_latency + missing <= self._max_handover:
+            if counters.callbacks <= self._settle_until and self.handover_latency + missing <= self._max_handover:
                 self._ring_offset += missing  # the hand-over grows; the late samples will still be played
             else:
                 counters.late_blocks += 1
@@ -260,6 +286,8 @@ class LiveProcessor:
     # --- the worker ---------------------------------------------------------------------------
 
     def _work(self) -> None:
+        if self.host_blocks:
+            _schedule_real_time(WORKER_RT_PRIORITY)
         block = np.zeros(self.block_size, dtype=np.float32)
         in_index = 0
         drops_fed = 0
@@ -389,7 +417,7 @@ class LiveProcessor:
             if sd is not None:
                 self._stream = sd.Stream(
                     samplerate=self.sample_rate,
-                    blocksize=self.block_size,
+                    blocksize=0 if self.host_blocks else self.block_size,
                     device=(in_info["index"], out_info["index"]),
                     channels=(self.input_channel + 1, min(int(out_info["max_output_channels"]), 2)),
                     dtype="float32",
@@ -412,7 +440,7 @@ class LiveProcessor:
             self._stream = None
             self.stop()
             raise
-        self.stream_latency = tuple(float(x) for x in self._stream.latency)  # type: ignore[assignment]
+        self.stream_latency = _plausible_latency(self._stream.latency)
         self._started_at = time.monotonic()
         log.info(
             "streaming %s at %d Hz, %d-sample blocks, stated latency %.1f ms",
@@ -516,3 +544,27 @@ class LiveProcessor:
             "model_resets": self.enhancer.counters.model_resets,
             "invalid_input_samples": self.enhancer.counters.invalid_samples,
         }
+
+
+def _plausible_latency(reported: Any) -> tuple[float, float]:
+    """The (input, output) latency in seconds an audio API reported, a figure beyond
+    :data:`MAX_API_LATENCY_SECONDS` (or below zero) counted as 0 and logged."""
+    latency = tuple(float(x) for x in reported)
+    if all(0.0 <= x <= MAX_API_LATENCY_SECONDS for x in latency):
+        return latency  # type: ignore[return-value]
+    log.info("the audio API reports a latency of %s s: left out of the stated latency", latency)
+    return tuple(x if 0.0 <= x <= MAX_API_LATENCY_SECONDS else 0.0 for x in latency)  # type: ignore[return-value]
+
+
+def _schedule_real_time(priority: int) -> bool:
+    """Run the calling thread under SCHED_FIFO at ``priority``; whether the system allowed it (it needs
+    an RLIMIT_RTPRIO of at least ``priority``, as audio users get from their distribution's audio group
+    or limits.d; without it the thread stays ordinary and may be late under load)."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))  # 0: this thread (Linux)
+    except (PermissionError, OSError, AttributeError) as exc:
+        log.info("the processing thread stays at ordinary priority (real-time scheduling refused: %s); "
+                 "under load it may be late: allow real-time priority %d (ulimit -r)", exc, priority)
+        return False
+    log.info("the processing thread runs at real-time priority %d", priority)
+    return True
