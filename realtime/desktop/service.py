@@ -42,7 +42,6 @@ from typing import Any, Iterator
 
 
 from realtime import echo
-from realtime.desktop import speakers, virtual_mic
 from realtime.desktop import pipewire_mic, speakers, virtual_mic
 from realtime.desktop.stream_state import StallWatch, StreamState, StreamTotals
 from realtime.config import Settings, default_config_path, parse_setting, save_setting
