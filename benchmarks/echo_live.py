@@ -76,12 +76,19 @@ def _down(x: np.ndarray) -> np.ndarray:
 
 
 @contextlib.contextmanager
-def _feeding(sink: str, signal: np.ndarray) -> Any:
-    """``signal`` (float32 at :data:`RATE`) played into ``sink`` by ``pacat`` while the block runs."""
-    player = subprocess.Popen(["pacat", "-d", sink, "--raw", "--format=float32le", f"--rate={RATE}", "--channels=1",
-                               "--latency-msec=20"], stdin=subprocess.PIPE, stderr=subprocess.DEVNULL)
+def _feeding(sink: str, signal: np.ndarray, start: threading.Event) -> Any:
+    """``signal`` (float32 at :data:`RATE`) played into ``sink`` by ``pacat`` from when ``start`` is set (the
+    recording has begun, so the whole of it is recorded) while the block runs."""
+    players: list[subprocess.Popen[bytes]] = []
+    stop = threading.Event()
 
     def feed() -> None:
+        while not start.wait(0.05):
+            if stop.is_set():
+                return
+        player = subprocess.Popen(["pacat", "-d", sink, "--raw", "--format=float32le", f"--rate={RATE}",
+                                   "--channels=1", "--latency-msec=20"], stdin=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        players.append(player)
         with contextlib.suppress(BrokenPipeError, ValueError, OSError):
             assert player.stdin is not None
             player.stdin.write(signal.tobytes())
@@ -90,10 +97,13 @@ def _feeding(sink: str, signal: np.ndarray) -> Any:
     feeder = threading.Thread(target=feed, daemon=True)
     feeder.start()
     try:
-        yield player
+        yield
     finally:
-        player.kill()
-        player.wait()
+        stop.set()
+        feeder.join(timeout=1.0)
+        for player in players:
+            player.kill()
+            player.wait()
 
 
 def _aligned(reference: np.ndarray, recorded: np.ndarray) -> np.ndarray:
@@ -116,8 +126,9 @@ def _record(quietmic: Quietmic, cancel: bool, far: np.ndarray, near: np.ndarray 
         cpu: list[float] = []
         timer = threading.Timer(CPU_SAMPLE_AT_S, lambda: cpu.append(quietmic.status()["cpu_percent"]))
         timer.start()
-        with _feeding(MIC_SINK, near) if near is not None else contextlib.nullcontext():
-            recorded = play_and_record(far, SOURCE_NAME, SPEAKERS)
+        began = threading.Event()
+        with _feeding(MIC_SINK, near, began) if near is not None else contextlib.nullcontext():
+            recorded = play_and_record(far, SOURCE_NAME, SPEAKERS, mark=(0, began))
         timer.join()
     return recorded, (cpu[0] if cpu else float("nan"))
 
