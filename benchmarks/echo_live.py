@@ -40,7 +40,7 @@ from benchmarks import echo_room as room_rig
 from benchmarks.metrics import pesq_wb
 from benchmarks.pulse_probe import lag_and_correlation, listening, play_and_record
 from benchmarks.pulse_server import MIC_SINK, MIC_SOURCE, SPEAKERS
-from benchmarks.virtual_mic import SERVERS, Quietmic
+from benchmarks.virtual_mic import SERVERS, Quietmic, _feed
 from realtime.desktop.virtual_mic import SOURCE_NAME
 
 LOG = logging.getLogger("benchmarks.echo")
@@ -89,10 +89,7 @@ def _feeding(sink: str, signal: np.ndarray, start: threading.Event) -> Any:
         player = subprocess.Popen(["pacat", "-d", sink, "--raw", "--format=float32le", f"--rate={RATE}",
                                    "--channels=1", "--latency-msec=20"], stdin=subprocess.PIPE, stderr=subprocess.DEVNULL)
         players.append(player)
-        with contextlib.suppress(BrokenPipeError, ValueError, OSError):
-            assert player.stdin is not None
-            player.stdin.write(signal.tobytes())
-            player.stdin.close()
+        _feed(player, signal)
 
     feeder = threading.Thread(target=feed, daemon=True)
     feeder.start()

@@ -8,6 +8,7 @@ package (``pip install 'quietmic[echo]'``) is missing.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -184,7 +185,7 @@ def test_the_benchmark_rooms_have_their_delay_and_direct_to_reverberant_ratio() 
 
 def test_start_with_echo_cancel_and_no_package_says_what_to_install(monkeypatch, tmp_path) -> None:
     """``quietmic start --echo-cancel`` without the canceller's package refuses before starting anything."""
-    env = {**__import__("os").environ, "XDG_RUNTIME_DIR": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path),
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path),
            "PYTHONPATH": str(tmp_path)}
     (tmp_path / f"{echo.PACKAGE}.py").write_text("raise ImportError('not installed here')\n")  # hides the real one
     result = subprocess.run([sys.executable, "-m", "realtime", "start", "--echo-cancel"], capture_output=True,

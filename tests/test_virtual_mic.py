@@ -31,6 +31,7 @@ from benchmarks.pipewire_server import PipeWireServer
 from benchmarks.pulse_probe import lag_and_correlation, listening, play_and_record, windowed_correlations
 from benchmarks.pulse_server import BUILTIN_MIC_SOURCE, MIC_SINK, MIC_SOURCE, SPEAKERS, PulseServer
 from benchmarks.virtual_mic import Quietmic, mic_streams
+from realtime import echo
 from realtime.config import DEFAULT_ATTEN_LIM_DB
 from realtime.enhancer import Enhancer
 from realtime.arrays import enhance_signal
@@ -382,7 +383,7 @@ def echo_power_db(signal: np.ndarray) -> float:
     return float(10 * np.log10(np.mean(late**2) + 1e-20))
 
 
-@pytest.mark.skipif(not __import__("realtime.echo").echo.available(),
+@pytest.mark.skipif(not echo.available(),
                     reason="the echo canceller's package is not installed (pip install 'quietmic[echo]')")
 @pytest.mark.parametrize("pulse", ["pulseaudio", "pipewire"], indirect=True)
 def test_echo_cancellation_removes_what_the_speakers_play_from_the_microphone(pulse: PulseServer) -> None:
